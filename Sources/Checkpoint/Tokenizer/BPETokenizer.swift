@@ -38,12 +38,13 @@ public struct BPETokenizer: Sendable {
         for (id, token) in tokens.enumerated() where idForToken[token] == nil { idForToken[token] = id }
         self.idForToken = idForToken
 
+        // Vocabularies may lack tokens for bytes never seen in training (control characters);
+        // like Hugging Face's BPE without an unk token, encoding drops such bytes.
         var idForByte = [Int32](repeating: -1, count: 256)
         for byte in 0 ..< 256 {
-            let spelled = String(ByteLevelAlphabet.characterForByte[byte])
-            guard let id = idForToken[spelled] else { throw .missingByteToken(byte: UInt8(byte)) }
-            idForByte[byte] = Int32(id)
+            if let id = idForToken[String(ByteLevelAlphabet.characterForByte[byte])] { idForByte[byte] = Int32(id) }
         }
+        guard idForByte.contains(where: { $0 >= 0 }) else { throw .missingByteToken(byte: 0x20) }
         self.idForByte = idForByte
 
         var table: [UInt64: (rank: Int32, merged: Int32)] = [:]
@@ -131,7 +132,7 @@ public struct BPETokenizer: Sendable {
             symbols.removeAll(keepingCapacity: true)
             var text = String.UnicodeScalarView()
             text.append(contentsOf: scalars[piece])
-            for byte in String(text).utf8 { symbols.append(idForByte[Int(byte)]) }
+            for byte in String(text).utf8 where idForByte[Int(byte)] >= 0 { symbols.append(idForByte[Int(byte)]) }
             merge(&symbols)
             for symbol in symbols { ids.append(Int(symbol)) }
         }
@@ -169,7 +170,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .unsupportedModel(let source, let model): "\(source): tokenizer model '\(model)' is not supported (expected byte-level BPE, 'gpt2')"
         case .unsupportedPreTokenizer(let source, let name): "\(source): pre-tokenizer '\(name)' is not supported (known: gpt2, smollm)"
-        case .missingByteToken(let byte): "vocabulary lacks the single-byte token for byte 0x\(String(byte, radix: 16))"
+        case .missingByteToken: "vocabulary has no single-byte tokens: not a byte-level BPE vocabulary"
         case .invalidMerge(let rank, let merge): "merge #\(rank) '\(merge)' does not join two vocabulary tokens into a third"
         case .tokenIDOutOfRange(let role, let id, let size): "\(role) token id \(id) is outside the vocabulary of \(size) tokens"
         case .invalidJSON(let path, let reason): "\(path): \(reason)"

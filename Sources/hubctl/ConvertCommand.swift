@@ -1,0 +1,91 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a GGUF checkpoint into a Hugging Face model directory (fp32 safetensors).",
+        discussion: """
+        Dequantizes every tensor to fp32, renames it to the Hugging Face layout, undoes llama.cpp's
+        rotary permutation of the Q and K projections, and writes model.safetensors, config.json,
+        generation_config.json, tokenizer.json and tokenizer_config.json. The output directory
+        appears complete or not at all; an existing one is never overwritten.
+
+        Example:
+          hubctl convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2-hf
+        """
+    )
+
+    @Argument(help: "The GGUF file to convert.") var gguf: String
+    @Option(name: .shortAndLong, help: "The directory to create.") var output: String
+
+    func run() throws {
+        let file = try GGUFFile(path: gguf)
+        let summary = try GGUFConverter.convert(file, to: URL(fileURLWithPath: output)) { _, done, total in
+            Output.bar("converting", done: done, total: total)
+        }
+        print("wrote \(summary.tensorCount) tensors and \(summary.files.count) files to \(summary.directory.path)")
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the header of a GGUF or safetensors file: metadata and tensor table.",
+        discussion: "The file is fully validated first; a bad file is reported with what is wrong and where."
+    )
+
+    @Argument(help: "A .gguf or .safetensors file.") var file: String
+    @Flag(help: "List every tensor, not only the first 20.") var allTensors = false
+
+    func run() throws {
+        if file.hasSuffix(".safetensors") {
+            let st = try SafetensorsFile(path: file)
+            print("safetensors: \(st.entries.count) tensors, \(Output.bytes(st.mappedFile.count))")
+            for (key, value) in st.metadata.sorted(by: { $0.key < $1.key }) { print("  \(key) = \(value)") }
+            for entry in allTensors ? st.entries : Array(st.entries.prefix(20)) {
+                print("  \(entry.name)  \(entry.dtype.rawValue)  \(entry.shape)")
+            }
+            return
+        }
+        let gguf = try GGUFFile(path: file)
+        print("GGUF v\(gguf.version): \(gguf.tensors.count) tensors, \(gguf.metadata.count) metadata keys, alignment \(gguf.alignment)")
+        for (key, value) in gguf.metadata {
+            switch value {
+            case .array(let type, let items): print("  \(key) = [\(items.count) × \(type)]")
+            case .string(let s): print("  \(key) = \(s.count > 80 ? String(s.prefix(77)) + "..." : s)")
+            default: print("  \(key) = \(value.number.map { "\($0)" } ?? "\(value)")")
+            }
+        }
+        var counts: [GGMLType: Int] = [:]
+        for tensor in gguf.tensors { counts[tensor.type, default: 0] += 1 }
+        print("tensor types: " + counts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        for tensor in allTensors ? gguf.tensors : Array(gguf.tensors.prefix(20)) {
+            print("  \(tensor.name)  \(tensor.type)  \(tensor.shape)")
+        }
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Encode text with a model's tokenizer and print the token ids.",
+        discussion: """
+        The tokenizer comes from a GGUF file's metadata or from a model directory's tokenizer.json.
+
+        Example:
+          hubctl tokenize smollm2-hf "The history of the railway in Britain began"
+        """
+    )
+
+    @Argument(help: "A GGUF file or a directory with tokenizer.json.") var model: String
+    @Argument(help: "The text to encode.") var text: String
+    @Flag(help: "Also print each token's text.") var pieces = false
+
+    func run() throws {
+        let tokenizer: BPETokenizer = model.hasSuffix(".gguf")
+            ? try BPETokenizer(gguf: GGUFFile(path: model))
+            : try BPETokenizer(huggingFaceJSON: URL(fileURLWithPath: model).appendingPathComponent("tokenizer.json"))
+        let ids = tokenizer.encode(text)
+        print(ids.map(String.init).joined(separator: " "))
+        if pieces { print(ids.map { tokenizer.decode([$0]).debugDescription }.joined(separator: " ")) }
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct Hubctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hubctl",
+        abstract: "Compression Hub: version, compress, evaluate and serve compressed language models.",
+        discussion: """
+        A registry of base and compressed checkpoints with their lineage and measured metrics,
+        kept in a data directory ($HUB_HOME, default ~/.compression-hub) on SQLite and a
+        content-addressed blob store.
+
+        Start here:
+          hubctl import ~/.cache/compression-hub/models/SmolLM2-135M-Instruct.Q4_1.gguf smollm2/SmolLM2-135M-Instruct
+          hubctl card smollm2/SmolLM2-135M-Instruct
+        """,
+        subcommands: [Init.self, Import.self, Card.self, List.self, Convert.self, Inspect.self, Tokenize.self]
+    )
+}

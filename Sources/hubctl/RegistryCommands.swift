@@ -1,0 +1,5 @@
+import ArgumentParser
+struct Init: ParsableCommand {}
+struct Import: ParsableCommand {}
+struct Card: ParsableCommand {}
+struct List: ParsableCommand {}
