@@ -42,9 +42,12 @@ let package = Package(
         .executableTarget(name: "HubBenchmarks", dependencies: ["Checkpoint", "HubCore"],
                           path: "Sources/HubBenchmarks"),
 
-        .testTarget(name: "HubCoreTests", dependencies: ["HubCore"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore"]),
+        // Shared by the test targets: locating the installed assets and fixtures, temporary
+        // directories, and a writer of small synthetic GGUF files.
+        .target(name: "HubTestSupport", dependencies: ["HubCore"], path: "Tests/HubTestSupport"),
+        .testTarget(name: "HubCoreTests", dependencies: ["HubCore", "HubTestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Checkpoint", "HubCore"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Checkpoint", "HubCore", "HubTestSupport"]),
     ]
 )

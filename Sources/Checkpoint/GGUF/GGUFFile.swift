@@ -149,9 +149,10 @@ public final class GGUFFile: @unchecked Sendable {
                     throw .badDimensions(path: path, tensor: raw.name, dims: raw.dims, reason: "dimension \(d) out of range")
                 }
                 let (product, overflow) = elements.multipliedReportingOverflow(by: Int(d))
-                guard !overflow, product <= dataSize * 8 + 1 else {
-                    throw .badDimensions(path: path, tensor: raw.name, dims: raw.dims,
-                                         reason: "more elements than the file could hold")
+                // Capped so that byte counts below cannot overflow; whether the bytes are really
+                // there is checked against the data section next.
+                guard !overflow, product <= 1 << 53 else {
+                    throw .badDimensions(path: path, tensor: raw.name, dims: raw.dims, reason: "element count overflows")
                 }
                 elements = product
             }
