@@ -1,5 +1,140 @@
 import ArgumentParser
-struct Init: ParsableCommand {}
-struct Import: ParsableCommand {}
-struct Card: ParsableCommand {}
-struct List: ParsableCommand {}
+import Foundation
+import HubCore
+import Registry
+
+/// The data directory option every registry command takes.
+struct DataDirectoryOption: ParsableArguments {
+    @Option(name: .long, help: "The registry's data directory (default: $HUB_HOME, else ~/.compression-hub).")
+    var dataDir: String?
+
+    func open() throws -> HubRegistry {
+        try HubRegistry(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory)
+    }
+}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create (or migrate) a registry data directory.",
+        discussion: """
+        Creates registry.sqlite (SQLite, WAL) with the current schema and the blob store. Safe to
+        run again: an existing registry is only migrated forward.
+
+        Example:
+          hubctl init --data-dir ./hub
+        """
+    )
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let registry = try data.open()
+        print("registry ready in \(registry.dataDirectory.path)")
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import a GGUF checkpoint as a base model repository.",
+        discussion: """
+        Converts the GGUF to an fp32 Hugging Face checkpoint, stores its files content-addressed,
+        and commits them as a new revision on the repository's main branch, with a variant record
+        (architecture, parameter counts, size) and the source file's sha256. Importing the same
+        file again is a no-op that prints the existing revision.
+
+        Example:
+          hubctl import ~/.cache/compression-hub/models/SmolLM2-135M-Instruct.Q4_1.gguf smollm2/SmolLM2-135M-Instruct
+        """
+    )
+    @Argument(help: "The GGUF file.") var gguf: String
+    @Argument(help: "The repository, as namespace/name.") var repository: String
+    @Option(help: "Author recorded on the revision (default: $USER).") var author: String?
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let name = try RepositoryName(repository)
+        let registry = try data.open()
+        let result = try BaseModelImporter(registry: registry).importGGUF(
+            at: URL(fileURLWithPath: gguf), as: name,
+            author: author ?? NSUserName()
+        ) { step, done, total in Output.bar(step, done: done, total: total) }
+        print(result.alreadyImported
+            ? "\(name) already holds this file at revision \(result.revision.id)"
+            : "imported \(name) at revision \(result.revision.id)")
+    }
+}
+
+struct Card: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a model's card: identity, shape, parameters, files, source and lineage.",
+        discussion: """
+        Example:
+          hubctl card smollm2/SmolLM2-135M-Instruct
+          hubctl card smollm2/SmolLM2-135M-Instruct@main --json
+        """
+    )
+    @Argument(help: "namespace/name, optionally @revision (a branch, tag or revision id; default main).")
+    var model: String
+    @Flag(help: "Print the card as JSON (schemas/model-card.schema.json).") var json = false
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let parts = model.split(separator: "@", maxSplits: 1).map(String.init)
+        let card = try data.open().card(try RepositoryName(parts[0]), revision: parts.count > 1 ? parts[1] : "main")
+        print(json ? try Output.json(card) : CardRenderer.text(card))
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the repositories in the registry.")
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let registry = try data.open()
+        for repository in try registry.store.repositories() {
+            let main = try registry.store.resolve(repository.name, revision: "main")
+            print("\(repository.name)\t\(main?.id ?? "-")\t\(main?.createdAt ?? "")")
+        }
+    }
+}
+
+enum CardRenderer {
+    static func text(_ card: ModelCard) -> String {
+        var lines: [String] = []
+        lines.append("\(card.repository) @ \(card.revision)")
+        lines.append("  \(card.kind) \(card.architecture) model, committed \(card.createdAt) by \(card.author)")
+        lines.append("  \(card.message)")
+        let p = card.parameters
+        lines.append("parameters   \(grouped(p.total)) total = \(grouped(p.embedding)) embedding + \(grouped(p.nonEmbedding)) non-embedding")
+        lines.append("size         \(Output.bytes(card.bytes)) in \(card.files.count) files")
+        if let s = card.shape {
+            lines.append("shape        \(s.layers) layers, hidden \(s.hiddenSize), FFN \(s.intermediateSize), \(s.attentionHeads) heads / \(s.keyValueHeads) KV heads")
+            lines.append("             vocabulary \(s.vocabularySize), context \(s.contextLength), \(s.tiedEmbeddings ? "tied" : "untied") embeddings")
+        }
+        if let source = card.source {
+            let file = source["file"]?.stringValue ?? "?"
+            let digest = source["sha256"]?.stringValue ?? "?"
+            lines.append("source       \(source["format"]?.stringValue ?? "?") file \(file)")
+            lines.append("             sha256 \(digest)")
+        }
+        if let lineage = card.lineage {
+            lines.append("lineage      from \(lineage.parentRevision)")
+        } else {
+            lines.append("lineage      none (a base model)")
+        }
+        lines.append("files")
+        for file in card.files {
+            lines.append("  \(file.path.padding(toLength: 24, withPad: " ", startingAt: 0)) \(Output.bytes(file.size).padding(toLength: 10, withPad: " ", startingAt: 0)) sha256:\(file.sha256.hex)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let digits = String(n)
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return out
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import HubCore
+
+/// A registry over a data directory: `registry.sqlite` (metadata), `blobs/` (file bytes) and
+/// `tmp/` (work in progress, on the same file system so that moves into place are atomic).
+public final class HubRegistry: @unchecked Sendable {
+    public let dataDirectory: URL
+    public let store: any MetadataStore
+    public let blobs: any BlobStore
+
+    /// `$HUB_HOME`, or `~/.compression-hub`.
+    public static var defaultDataDirectory: URL {
+        if let home = ProcessInfo.processInfo.environment["HUB_HOME"], !home.isEmpty { return URL(fileURLWithPath: home) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".compression-hub")
+    }
+
+    /// Opens (creating and migrating if needed) the registry in `dataDirectory`.
+    public init(dataDirectory: URL) throws {
+        self.dataDirectory = dataDirectory
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dataDirectory.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw RegistryError.dataDirectory(path: dataDirectory.path, reason: "exists and is not a directory")
+        }
+        try FileManager.default.createDirectory(at: dataDirectory.appendingPathComponent("tmp"), withIntermediateDirectories: true)
+        store = try SQLiteMetadataStore(path: dataDirectory.appendingPathComponent("registry.sqlite").path)
+        blobs = try DirectoryBlobStore(root: dataDirectory.appendingPathComponent("blobs"))
+    }
+
+    /// A fresh scratch directory inside the data directory.
+    public func scratchDirectory() -> URL {
+        dataDirectory.appendingPathComponent("tmp").appendingPathComponent("work-\(UUID().uuidString)")
+    }
+
+    /// Stores every regular file of `directory` as blobs and commits them as one revision.
+    public func commitDirectory(_ directory: URL, to repository: RepositoryName, message: String, author: String,
+                                variant: (([RevisionFile]) throws -> VariantRecord)? = nil) throws -> Revision {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { !$0.hasPrefix(".") }.sorted()
+        var files: [RevisionFile] = []
+        for name in names {
+            let (digest, size) = try blobs.ingest(fileAt: directory.appendingPathComponent(name), expected: nil)
+            try store.registerBlob(digest, size: size)
+            files.append(RevisionFile(path: name, sha256: digest, size: size))
+        }
+        _ = try store.createRepository(repository, isPrivate: false)
+        var new = NewRevision(repository: repository, message: message, author: author, files: files)
+        new.variant = try variant?(files)
+        return try store.commit(new)
+    }
+
+    /// The card of a revision (a ref name or id) of a model repository.
+    public func card(_ repository: RepositoryName, revision: String = "main") throws -> ModelCard {
+        guard let resolved = try store.resolve(repository, revision: revision) else {
+            throw RegistryError.revisionNotFound(repository: repository, revision: revision)
+        }
+        guard let variant = try store.variant(of: resolved.id) else {
+            throw RegistryError.notAModel(repository, revision: resolved.id)
+        }
+        return try ModelCard(revision: resolved, variant: variant, files: store.files(of: resolved.id),
+                             lineage: store.lineage(of: resolved.id))
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import HubCore
+
+/// What the registry says about one model revision: identity, shape, size, files, origin
+/// and lineage. Its JSON form is `schemas/model-card.schema.json`.
+public struct ModelCard: Sendable, Codable, Equatable {
+    public struct Parameters: Sendable, Codable, Equatable {
+        public let total: Int
+        public let embedding: Int
+        public let nonEmbedding: Int
+
+        enum CodingKeys: String, CodingKey { case total, embedding, nonEmbedding = "non_embedding" }
+    }
+
+    public struct Shape: Sendable, Codable, Equatable {
+        public let layers: Int
+        public let hiddenSize: Int
+        public let intermediateSize: Int
+        public let attentionHeads: Int
+        public let keyValueHeads: Int
+        public let vocabularySize: Int
+        public let contextLength: Int
+        public let tiedEmbeddings: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case layers, hiddenSize = "hidden_size", intermediateSize = "intermediate_size", attentionHeads = "attention_heads"
+            case keyValueHeads = "key_value_heads", vocabularySize = "vocabulary_size", contextLength = "context_length"
+            case tiedEmbeddings = "tied_embeddings"
+        }
+    }
+
+    public struct Lineage: Sendable, Codable, Equatable {
+        public let parentRevision: String
+        public let recipe: JSONValue
+
+        enum CodingKeys: String, CodingKey { case parentRevision = "parent_revision", recipe }
+    }
+
+    public let repository: String
+    public let revision: String
+    public let parentRevision: String?
+    public let message: String
+    public let author: String
+    public let createdAt: String
+    public let kind: VariantRecord.Kind
+    public let architecture: String
+    public let parameters: Parameters
+    public let bytes: Int
+    public let shape: Shape?
+    public let files: [RevisionFile]
+    public let source: JSONValue?
+    public let lineage: Lineage?
+
+    enum CodingKeys: String, CodingKey {
+        case repository, revision, parentRevision = "parent_revision", message, author, createdAt = "created_at", kind
+        case architecture, parameters, bytes, shape, files, source, lineage
+    }
+
+    init(revision: Revision, variant: VariantRecord, files: [RevisionFile], lineage: LineageEdge?) throws {
+        repository = revision.repository.description
+        self.revision = revision.id
+        parentRevision = revision.parentID
+        message = revision.message
+        author = revision.author
+        createdAt = revision.createdAt
+        kind = variant.kind
+        architecture = variant.architecture
+        parameters = Parameters(total: variant.parameters, embedding: variant.embeddingParameters,
+                                nonEmbedding: variant.parameters - variant.embeddingParameters)
+        bytes = variant.bytes
+        self.files = files
+        source = try variant.sourceJSON.map { try JSONValue(json: $0) }
+        self.lineage = try lineage.map { Lineage(parentRevision: $0.parentRevisionID, recipe: try JSONValue(json: $0.recipeJSON)) }
+        if let config = try? JSONDecoder().decode(ConfigShape.self, from: Data(variant.configJSON.utf8)) {
+            shape = Shape(layers: config.num_hidden_layers, hiddenSize: config.hidden_size, intermediateSize: config.intermediate_size,
+                          attentionHeads: config.num_attention_heads,
+                          keyValueHeads: config.num_key_value_heads ?? config.num_attention_heads,
+                          vocabularySize: config.vocab_size, contextLength: config.max_position_embeddings ?? 0,
+                          tiedEmbeddings: config.tie_word_embeddings ?? false)
+        } else {
+            shape = nil
+        }
+    }
+
+    /// The fields of config.json a card shows; decoded leniently so that cards of any model render.
+    private struct ConfigShape: Decodable {
+        let num_hidden_layers: Int
+        let hidden_size: Int
+        let intermediate_size: Int
+        let num_attention_heads: Int
+        let num_key_value_heads: Int?
+        let vocab_size: Int
+        let max_position_embeddings: Int?
+        let tie_word_embeddings: Bool?
+    }
+}
+
+extension RevisionFile {
+    enum CodingKeys: String, CodingKey { case path, sha256, size }
+}

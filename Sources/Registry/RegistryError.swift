@@ -1,0 +1,26 @@
+import HubCore
+
+public enum RegistryError: Error, Equatable, CustomStringConvertible {
+    case newerSchema(database: String, migration: String)
+    case repositoryNotFound(RepositoryName)
+    case revisionNotFound(repository: RepositoryName, revision: String)
+    case blobMissing(SHA256Digest)
+    case invalidPath(String, reason: String)
+    case emptyRevision(RepositoryName)
+    case notAModel(RepositoryName, revision: String)
+    case dataDirectory(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .newerSchema(let database, let migration):
+            "\(database) was migrated by a newer hubctl (unknown migration '\(migration)'); upgrade hubctl"
+        case .repositoryNotFound(let name): "repository '\(name)' does not exist"
+        case .revisionNotFound(let name, let revision): "repository '\(name)' has no revision or ref '\(revision)'"
+        case .blobMissing(let digest): "blob \(digest) is not in the blob store"
+        case .invalidPath(let path, let reason): "invalid file path '\(path)': \(reason)"
+        case .emptyRevision(let name): "a revision of '\(name)' needs at least one file"
+        case .notAModel(let name, let revision): "revision \(revision) of '\(name)' is not registered as a model variant"
+        case .dataDirectory(let path, let reason): "data directory \(path): \(reason)"
+        }
+    }
+}

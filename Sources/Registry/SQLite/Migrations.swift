@@ -1,0 +1,86 @@
+/// The registry's schema, grown by named migrations that run once each, in order, each in
+/// its own transaction. `schemas/registry.sql` is the schema they produce (a test keeps the
+/// two in step); never edit a migration that has shipped — add the next one.
+public struct Migration: Sendable {
+    public let name: String
+    public let sql: String
+}
+
+public enum RegistryMigrations {
+    public static let all: [Migration] = [
+        Migration(name: "001_repositories_revisions_variants", sql: """
+            CREATE TABLE repositories (
+                id          INTEGER PRIMARY KEY,
+                namespace   TEXT NOT NULL,
+                name        TEXT NOT NULL,
+                private     INTEGER NOT NULL DEFAULT 0 CHECK (private IN (0, 1)),
+                created_at  TEXT NOT NULL,
+                UNIQUE (namespace, name)
+            );
+            CREATE TABLE blobs (
+                sha256      TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+                size        INTEGER NOT NULL CHECK (size >= 0),
+                created_at  TEXT NOT NULL
+            );
+            CREATE TABLE revisions (
+                id              TEXT PRIMARY KEY CHECK (length(id) = 40),
+                repository_id   INTEGER NOT NULL REFERENCES repositories(id),
+                parent_id       TEXT REFERENCES revisions(id),
+                message         TEXT NOT NULL,
+                author          TEXT NOT NULL,
+                created_at      TEXT NOT NULL
+            );
+            CREATE INDEX revisions_by_repository ON revisions(repository_id, created_at);
+            CREATE TABLE revision_files (
+                revision_id  TEXT NOT NULL REFERENCES revisions(id),
+                path         TEXT NOT NULL,
+                blob_sha256  TEXT NOT NULL REFERENCES blobs(sha256),
+                PRIMARY KEY (revision_id, path)
+            );
+            CREATE TABLE refs (
+                repository_id  INTEGER NOT NULL REFERENCES repositories(id),
+                name           TEXT NOT NULL,
+                kind           TEXT NOT NULL CHECK (kind IN ('branch', 'tag')),
+                revision_id    TEXT NOT NULL REFERENCES revisions(id),
+                PRIMARY KEY (repository_id, name)
+            );
+            CREATE TABLE variants (
+                revision_id           TEXT PRIMARY KEY REFERENCES revisions(id),
+                kind                  TEXT NOT NULL CHECK (kind IN ('base', 'compressed')),
+                architecture          TEXT NOT NULL,
+                parameters            INTEGER NOT NULL CHECK (parameters > 0),
+                embedding_parameters  INTEGER NOT NULL CHECK (embedding_parameters >= 0),
+                bytes                 INTEGER NOT NULL CHECK (bytes > 0),
+                config_json           TEXT NOT NULL,
+                source_json           TEXT
+            );
+            CREATE TABLE lineage_edges (
+                child_revision_id   TEXT PRIMARY KEY REFERENCES variants(revision_id),
+                parent_revision_id  TEXT NOT NULL REFERENCES variants(revision_id),
+                recipe_json         TEXT NOT NULL,
+                created_at          TEXT NOT NULL
+            );
+            """),
+    ]
+
+    /// Applies the migrations `database` has not seen; returns the names applied.
+    @discardableResult
+    public static func migrate(_ database: SQLiteDatabase, upTo count: Int = all.count) throws -> [String] {
+        try database.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        let applied = Set(try database.query("SELECT name FROM schema_migrations").compactMap { $0.text("name") })
+        let known = Set(all.map(\.name))
+        if let unknown = applied.subtracting(known).sorted().first {
+            throw RegistryError.newerSchema(database: database.path, migration: unknown)
+        }
+        var ran: [String] = []
+        for migration in all.prefix(count) where !applied.contains(migration.name) {
+            try database.transaction {
+                try database.execute(migration.sql)
+                try database.query("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                                   [.text(migration.name), .text(Timestamp.now())])
+            }
+            ran.append(migration.name)
+        }
+        return ran
+    }
+}

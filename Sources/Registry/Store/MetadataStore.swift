@@ -1,0 +1,36 @@
+import HubCore
+
+/// The registry's system of record for everything but file bytes. SQLite is the embedded
+/// default; the protocol is the seam where a PostgreSQL store would plug in.
+public protocol MetadataStore: Sendable {
+    func createRepository(_ name: RepositoryName, isPrivate: Bool) throws -> Repository
+    func repository(_ name: RepositoryName) throws -> Repository?
+    func repositories() throws -> [Repository]
+
+    /// Writes a revision, its files, its variant and lineage records and moves its branch to
+    /// it, all in one transaction. Every file's blob must already be registered.
+    func commit(_ revision: NewRevision) throws -> Revision
+    func registerBlob(_ digest: SHA256Digest, size: Int) throws
+
+    /// A revision by id or by ref name (branch or tag).
+    func resolve(_ repository: RepositoryName, revision: String) throws -> Revision?
+    func files(of revisionID: String) throws -> [RevisionFile]
+    func variant(of revisionID: String) throws -> VariantRecord?
+    func lineage(of revisionID: String) throws -> LineageEdge?
+    /// Variants whose source record carries this sha256 (re-imports are recognised by it).
+    func variants(withSourceSHA256 digest: SHA256Digest, in repository: RepositoryName) throws -> [Revision]
+}
+
+/// Paths inside a revision are relative, slash-separated and cannot climb out of it.
+public enum RevisionPath {
+    public static func validate(_ path: String) throws(RegistryError) {
+        if path.isEmpty || path.utf8.count > 1024 { throw .invalidPath(path, reason: "must be 1 to 1024 bytes") }
+        if path.hasPrefix("/") { throw .invalidPath(path, reason: "must be relative") }
+        if path.contains("\\") || path.utf8.contains(0) { throw .invalidPath(path, reason: "must not contain '\\' or NUL") }
+        for component in path.split(separator: "/", omittingEmptySubsequences: false) {
+            if component.isEmpty || component == "." || component == ".." {
+                throw .invalidPath(path, reason: "must not contain empty, '.' or '..' components")
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import HubCore
+
+/// The embedded metadata store: one SQLite file in WAL mode.
+public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
+    public let database: SQLiteDatabase
+
+    public init(path: String) throws {
+        database = try SQLiteDatabase(path: path)
+        try RegistryMigrations.migrate(database)
+    }
+
+    public func createRepository(_ name: RepositoryName, isPrivate: Bool) throws -> Repository {
+        try database.transaction {
+            if let existing = try repository(name) { return existing }
+            let now = Timestamp.now()
+            try database.query("INSERT INTO repositories (namespace, name, private, created_at) VALUES (?, ?, ?, ?)",
+                               [.text(name.namespace), .text(name.name), .int(isPrivate ? 1 : 0), .text(now)])
+            return Repository(id: Int(database.lastInsertRowID), name: name, isPrivate: isPrivate, createdAt: now)
+        }
+    }
+
+    public func repository(_ name: RepositoryName) throws -> Repository? {
+        try database.query("SELECT * FROM repositories WHERE namespace = ? AND name = ?", [.text(name.namespace), .text(name.name)])
+            .first.map(Self.repository(from:))
+    }
+
+    public func repositories() throws -> [Repository] {
+        try database.query("SELECT * FROM repositories ORDER BY namespace, name").map(Self.repository(from:))
+    }
+
+    public func registerBlob(_ digest: SHA256Digest, size: Int) throws {
+        try database.query("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
+                           [.text(digest.hex), .int(size), .text(Timestamp.now())])
+    }
+
+    public func commit(_ new: NewRevision) throws -> Revision {
+        guard !new.files.isEmpty else { throw RegistryError.emptyRevision(new.repository) }
+        for file in new.files { try RevisionPath.validate(file.path) }
+        return try database.transaction {
+            guard let repository = try repository(new.repository) else { throw RegistryError.repositoryNotFound(new.repository) }
+            for file in new.files {
+                guard try database.query("SELECT 1 FROM blobs WHERE sha256 = ?", [.text(file.sha256.hex)]).first != nil else {
+                    throw RegistryError.blobMissing(file.sha256)
+                }
+            }
+            let parent = try database.query("SELECT revision_id FROM refs WHERE repository_id = ? AND name = ?",
+                                            [.int(repository.id), .text(new.branch)]).first?.text("revision_id")
+            let now = Timestamp.now()
+            let id = Self.revisionID(repository: new.repository, parent: parent, author: new.author, message: new.message,
+                                     createdAt: now, files: new.files)
+            try database.query("INSERT INTO revisions (id, repository_id, parent_id, message, author, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                               [.text(id), .int(repository.id), .optionalText(parent), .text(new.message), .text(new.author), .text(now)])
+            for file in new.files {
+                try database.query("INSERT INTO revision_files (revision_id, path, blob_sha256) VALUES (?, ?, ?)",
+                                   [.text(id), .text(file.path), .text(file.sha256.hex)])
+            }
+            try database.query("""
+                INSERT INTO refs (repository_id, name, kind, revision_id) VALUES (?, ?, 'branch', ?)
+                ON CONFLICT (repository_id, name) DO UPDATE SET revision_id = excluded.revision_id
+                """, [.int(repository.id), .text(new.branch), .text(id)])
+            if let variant = new.variant {
+                try database.query("""
+                    INSERT INTO variants (revision_id, kind, architecture, parameters, embedding_parameters, bytes, config_json, source_json)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(id), .text(variant.kind.rawValue), .text(variant.architecture), .int(variant.parameters),
+                          .int(variant.embeddingParameters), .int(variant.bytes), .text(variant.configJSON), .optionalText(variant.sourceJSON)])
+            }
+            if let lineage = new.lineage {
+                try database.query("INSERT INTO lineage_edges (child_revision_id, parent_revision_id, recipe_json, created_at) VALUES (?, ?, ?, ?)",
+                                   [.text(id), .text(lineage.parentRevisionID), .text(lineage.recipeJSON), .text(now)])
+            }
+            return Revision(id: id, repository: new.repository, parentID: parent, message: new.message, author: new.author, createdAt: now)
+        }
+    }
+
+    public func resolve(_ name: RepositoryName, revision: String) throws -> Revision? {
+        guard let repository = try repository(name) else { throw RegistryError.repositoryNotFound(name) }
+        let byRef = try database.query("SELECT revision_id FROM refs WHERE repository_id = ? AND name = ?",
+                                       [.int(repository.id), .text(revision)]).first?.text("revision_id")
+        let id = byRef ?? revision
+        return try database.query("SELECT * FROM revisions WHERE id = ? AND repository_id = ?", [.text(id), .int(repository.id)])
+            .first.map { row in
+                Revision(id: row.text("id")!, repository: name, parentID: row.text("parent_id"), message: row.text("message")!,
+                         author: row.text("author")!, createdAt: row.text("created_at")!)
+            }
+    }
+
+    public func files(of revisionID: String) throws -> [RevisionFile] {
+        try database.query("""
+            SELECT f.path, f.blob_sha256, b.size FROM revision_files f JOIN blobs b ON b.sha256 = f.blob_sha256
+            WHERE f.revision_id = ? ORDER BY f.path
+            """, [.text(revisionID)]).map { row in
+            RevisionFile(path: row.text("path")!, sha256: try SHA256Digest(hex: row.text("blob_sha256")!), size: row.int("size")!)
+        }
+    }
+
+    public func variant(of revisionID: String) throws -> VariantRecord? {
+        try database.query("SELECT * FROM variants WHERE revision_id = ?", [.text(revisionID)]).first.map { row in
+            VariantRecord(kind: VariantRecord.Kind(rawValue: row.text("kind")!) ?? .base, architecture: row.text("architecture")!,
+                          parameters: row.int("parameters")!, embeddingParameters: row.int("embedding_parameters")!,
+                          bytes: row.int("bytes")!, configJSON: row.text("config_json")!, sourceJSON: row.text("source_json"))
+        }
+    }
+
+    public func lineage(of revisionID: String) throws -> LineageEdge? {
+        try database.query("SELECT * FROM lineage_edges WHERE child_revision_id = ?", [.text(revisionID)]).first.map { row in
+            LineageEdge(childRevisionID: row.text("child_revision_id")!, parentRevisionID: row.text("parent_revision_id")!,
+                        recipeJSON: row.text("recipe_json")!, createdAt: row.text("created_at")!)
+        }
+    }
+
+    public func variants(withSourceSHA256 digest: SHA256Digest, in name: RepositoryName) throws -> [Revision] {
+        guard let repository = try repository(name) else { return [] }
+        return try database.query("""
+            SELECT r.* FROM revisions r JOIN variants v ON v.revision_id = r.id
+            WHERE r.repository_id = ? AND json_extract(v.source_json, '$.sha256') = ? ORDER BY r.created_at
+            """, [.int(repository.id), .text(digest.hex)]).map { row in
+            Revision(id: row.text("id")!, repository: name, parentID: row.text("parent_id"), message: row.text("message")!,
+                     author: row.text("author")!, createdAt: row.text("created_at")!)
+        }
+    }
+
+    /// Content-derived revision id: the first 40 hex digits of the sha256 of a canonical text
+    /// of everything that makes the revision what it is.
+    static func revisionID(repository: RepositoryName, parent: String?, author: String, message: String,
+                           createdAt: String, files: [RevisionFile]) -> String {
+        var canonical = "repository \(repository)\nparent \(parent ?? "none")\nauthor \(author)\ntime \(createdAt)\n"
+        canonical += "message \(message.utf8.count)\n\(message)\n"
+        for file in files.sorted(by: { $0.path < $1.path }) {
+            canonical += "file \(file.sha256.hex) \(file.size) \(file.path)\n"
+        }
+        return String(SHA256Digest.of(Data(canonical.utf8)).hex.prefix(40))
+    }
+
+    private static func repository(from row: SQLiteRow) throws -> Repository {
+        Repository(id: row.int("id")!, name: try RepositoryName(namespace: row.text("namespace")!, name: row.text("name")!),
+                   isPrivate: row.int("private") == 1, createdAt: row.text("created_at")!)
+    }
+}
