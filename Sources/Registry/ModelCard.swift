@@ -56,6 +56,25 @@ public struct ModelCard: Sendable, Codable, Equatable {
         case architecture, parameters, bytes, shape, files, source, lineage
     }
 
+    /// Absent values are written as `null`, never omitted, so every card has the same keys.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(repository, forKey: .repository)
+        try c.encode(revision, forKey: .revision)
+        try c.encode(parentRevision, forKey: .parentRevision)
+        try c.encode(message, forKey: .message)
+        try c.encode(author, forKey: .author)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(architecture, forKey: .architecture)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(bytes, forKey: .bytes)
+        try c.encode(shape, forKey: .shape)
+        try c.encode(files, forKey: .files)
+        try c.encode(source, forKey: .source)
+        try c.encode(lineage, forKey: .lineage)
+    }
+
     init(revision: Revision, variant: VariantRecord, files: [RevisionFile], lineage: LineageEdge?) throws {
         repository = revision.repository.description
         self.revision = revision.id

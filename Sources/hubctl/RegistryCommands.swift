@@ -138,3 +138,12 @@ enum CardRenderer {
         return out
     }
 }
+
+struct Schema: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the registry's SQL schema (what schemas/registry.sql holds).")
+
+    func run() throws {
+        print(try RegistryMigrations.currentSchemaSQL(), terminator: "")
+    }
+}

@@ -84,3 +84,24 @@ public enum RegistryMigrations {
         return ran
     }
 }
+
+extension RegistryMigrations {
+    /// The schema the migrations produce, as `CREATE` statements in a stable order; this is
+    /// what `schemas/registry.sql` holds.
+    public static func schemaSQL(of database: SQLiteDatabase) throws -> String {
+        let rows = try database.query("""
+            SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+            ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, name
+            """)
+        let header = "-- The registry's SQL schema, as produced by the migrations in Sources/Registry/SQLite/Migrations.swift.\n"
+            + "-- Regenerate with: hubctl schema > schemas/registry.sql\n\n"
+        return header + rows.compactMap { $0.text("sql") }.map { $0 + ";\n" }.joined(separator: "\n")
+    }
+
+    /// The schema of a fresh, fully migrated in-memory database.
+    public static func currentSchemaSQL() throws -> String {
+        let database = try SQLiteDatabase(path: ":memory:")
+        try migrate(database)
+        return try schemaSQL(of: database)
+    }
+}

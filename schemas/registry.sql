@@ -1,0 +1,63 @@
+-- The registry's SQL schema, as produced by the migrations in Sources/Registry/SQLite/Migrations.swift.
+-- Regenerate with: hubctl schema > schemas/registry.sql
+
+CREATE TABLE blobs (
+    sha256      TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    size        INTEGER NOT NULL CHECK (size >= 0),
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE lineage_edges (
+    child_revision_id   TEXT PRIMARY KEY REFERENCES variants(revision_id),
+    parent_revision_id  TEXT NOT NULL REFERENCES variants(revision_id),
+    recipe_json         TEXT NOT NULL,
+    created_at          TEXT NOT NULL
+);
+
+CREATE TABLE refs (
+    repository_id  INTEGER NOT NULL REFERENCES repositories(id),
+    name           TEXT NOT NULL,
+    kind           TEXT NOT NULL CHECK (kind IN ('branch', 'tag')),
+    revision_id    TEXT NOT NULL REFERENCES revisions(id),
+    PRIMARY KEY (repository_id, name)
+);
+
+CREATE TABLE repositories (
+    id          INTEGER PRIMARY KEY,
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    private     INTEGER NOT NULL DEFAULT 0 CHECK (private IN (0, 1)),
+    created_at  TEXT NOT NULL,
+    UNIQUE (namespace, name)
+);
+
+CREATE TABLE revision_files (
+    revision_id  TEXT NOT NULL REFERENCES revisions(id),
+    path         TEXT NOT NULL,
+    blob_sha256  TEXT NOT NULL REFERENCES blobs(sha256),
+    PRIMARY KEY (revision_id, path)
+);
+
+CREATE TABLE revisions (
+    id              TEXT PRIMARY KEY CHECK (length(id) = 40),
+    repository_id   INTEGER NOT NULL REFERENCES repositories(id),
+    parent_id       TEXT REFERENCES revisions(id),
+    message         TEXT NOT NULL,
+    author          TEXT NOT NULL,
+    created_at      TEXT NOT NULL
+);
+
+CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);
+
+CREATE TABLE variants (
+    revision_id           TEXT PRIMARY KEY REFERENCES revisions(id),
+    kind                  TEXT NOT NULL CHECK (kind IN ('base', 'compressed')),
+    architecture          TEXT NOT NULL,
+    parameters            INTEGER NOT NULL CHECK (parameters > 0),
+    embedding_parameters  INTEGER NOT NULL CHECK (embedding_parameters >= 0),
+    bytes                 INTEGER NOT NULL CHECK (bytes > 0),
+    config_json           TEXT NOT NULL,
+    source_json           TEXT
+);
+
+CREATE INDEX revisions_by_repository ON revisions(repository_id, created_at);

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs what the tests need first (system libraries, the
+# verified model and data in $HUB_CACHE); the tests themselves never touch the network.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$HUB_REPO_ROOT"
+
+bash scripts/install-deps.sh
+bash scripts/fetch-assets.sh
+log "running swift test"
+swift test "$@"
