@@ -36,7 +36,7 @@ let package = Package(
             "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
         ]),
         .executableTarget(name: "hubctl", dependencies: [
-            "Registry", "Checkpoint", "HubCore",
+            "Registry", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "HubBenchmarks", dependencies: ["Checkpoint", "HubCore"],
@@ -44,9 +44,10 @@ let package = Package(
 
         // Shared by the test targets: locating the installed assets and fixtures, temporary
         // directories, and a writer of small synthetic GGUF files.
-        .target(name: "HubTestSupport", dependencies: ["HubCore"], path: "Tests/HubTestSupport"),
+        .target(name: "HubTestSupport", dependencies: ["HubCore", "Checkpoint"], path: "Tests/HubTestSupport"),
         .testTarget(name: "HubCoreTests", dependencies: ["HubCore", "HubTestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore", "HubTestSupport"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Checkpoint", "HubCore", "HubTestSupport"]),
     ]

@@ -25,6 +25,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var eosTokenID: Int?
     public var padTokenID: Int?
     public var torchDtype: String = "float32"
+    /// Per-block shapes of a heterogeneous (compressed) model; nil for a standard uniform one.
+    public var hubLayers: [LayerShape]?
 
     public struct RopeScaling: Codable, Sendable, Equatable {
         public var ropeType: String
@@ -32,6 +34,15 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         public var lowFreqFactor: Double?
         public var highFreqFactor: Double?
         public var originalMaxPositionEmbeddings: Int?
+
+        public init(ropeType: String, factor: Double? = nil, lowFreqFactor: Double? = nil, highFreqFactor: Double? = nil,
+                    originalMaxPositionEmbeddings: Int? = nil) {
+            self.ropeType = ropeType
+            self.factor = factor
+            self.lowFreqFactor = lowFreqFactor
+            self.highFreqFactor = highFreqFactor
+            self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+        }
 
         enum CodingKeys: String, CodingKey {
             case ropeType = "rope_type", factor
@@ -47,7 +58,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings", rmsNormEps = "rms_norm_eps"
         case ropeTheta = "rope_theta", ropeScaling = "rope_scaling", tieWordEmbeddings = "tie_word_embeddings"
         case attentionBias = "attention_bias", mlpBias = "mlp_bias", bosTokenID = "bos_token_id"
-        case eosTokenID = "eos_token_id", padTokenID = "pad_token_id", torchDtype = "torch_dtype"
+        case eosTokenID = "eos_token_id", padTokenID = "pad_token_id", torchDtype = "torch_dtype", hubLayers = "hub_layers"
     }
 
     public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
@@ -95,6 +106,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         }
         padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
         torchDtype = try c.decodeIfPresent(String.self, forKey: .torchDtype) ?? "float32"
+        hubLayers = try c.decodeIfPresent([LayerShape].self, forKey: .hubLayers)
         try validate()
     }
 
@@ -116,6 +128,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         guard hiddenAct == "silu" else { throw .invalid(field: "hidden_act", reason: "only 'silu' is supported, found '\(hiddenAct)'") }
         guard rmsNormEps > 0, ropeTheta > 0 else { throw .invalid(field: "rms_norm_eps/rope_theta", reason: "must be positive") }
         guard resolvedHeadDim % 2 == 0 else { throw .invalid(field: "head_dim", reason: "rotary embeddings need an even head size, found \(resolvedHeadDim)") }
+        try validateLayers()
     }
 
     public static func load(from url: URL) throws -> LlamaConfig {

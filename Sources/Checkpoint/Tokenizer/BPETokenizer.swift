@@ -98,6 +98,13 @@ public struct BPETokenizer: Sendable {
         return ids
     }
 
+    /// The bytes one token stands for (a special token's text, for special tokens).
+    public func bytes(of id: Int) -> [UInt8] {
+        guard tokens.indices.contains(id) else { return [] }
+        if specialTokenIDs.contains(id) { return Array(tokens[id].utf8) }
+        return ByteLevelAlphabet.bytes(of: tokens[id]) ?? Array(tokens[id].utf8)
+    }
+
     /// The text of token ids; bytes that do not form valid UTF-8 become U+FFFD.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
         var bytes: [UInt8] = []

@@ -21,7 +21,7 @@ extension BPETokenizer {
     }
 
     /// Loads a Hugging Face `tokenizer.json` of a byte-level BPE model.
-    public init(huggingFaceJSON url: URL) throws {
+    public init(huggingFaceJSON url: URL, tokenizerConfig configURL: URL? = nil) throws {
         let path = url.path
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError.invalidJSON(path: path, reason: "cannot read the file")
@@ -65,7 +65,7 @@ extension BPETokenizer {
         }
 
         let pre = try Self.preTokenizer(of: root["pre_tokenizer"], path: path)
-        let config = Self.tokenizerConfig(besides: url)
+        let config = Self.tokenizerConfig(at: configURL ?? url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json"))
         func id(_ key: String) -> Int? {
             guard let name = config[key] as? String else { return nil }
             return added.first(where: { $0.content == name })?.id ?? vocab[name]
@@ -89,8 +89,7 @@ extension BPETokenizer {
         }
     }
 
-    private static func tokenizerConfig(besides url: URL) -> [String: Any] {
-        let configURL = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
+    private static func tokenizerConfig(at configURL: URL) -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: configURL.path),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
         return object

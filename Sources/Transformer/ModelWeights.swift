@@ -1,0 +1,101 @@
+import Checkpoint
+import Foundation
+
+/// The weights of one decoder block; a nil sublayer was removed by compression.
+public struct BlockWeights: @unchecked Sendable {
+    public let shape: LayerShape
+    public let inputNorm: UnsafePointer<Float>?
+    public let q, k, v, o: Matrix?
+    public let attentionShortcut: Matrix?
+    public let postAttentionNorm: UnsafePointer<Float>?
+    public let gate, up, down: Matrix?
+    public let mlpShortcut: Matrix?
+}
+
+/// A LLaMA-family model's weights, as views into the memory-mapped safetensors file (fp32
+/// tensors are never copied; F16/BF16 ones are widened once into owned buffers).
+public final class ModelWeights: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let embedding: Matrix
+    public let blocks: [BlockWeights]
+    public let finalNorm: UnsafePointer<Float>
+    public let head: Matrix
+    /// Bytes of weight data a decode step streams (every matrix once, the head included).
+    public let weightBytes: Int
+    private let keepAlive: [AnyObject]
+
+    public convenience init(directory: URL) throws {
+        let config = try LlamaConfig.load(from: directory.appendingPathComponent("config.json"))
+        let file = try SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
+        try self.init(config: config, safetensors: file)
+    }
+
+    public init(config: LlamaConfig, safetensors file: SafetensorsFile) throws(RuntimeError) {
+        self.config = config
+        var owned: [AnyObject] = [file]
+        var used = Set<String>()
+        var bytes = 0
+
+        func tensor(_ name: String, _ shape: [Int]) throws(RuntimeError) -> UnsafePointer<Float> {
+            guard let entry = file[name] else { throw .missingTensor(name) }
+            guard entry.shape == shape else { throw .shapeMismatch(tensor: name, expected: shape, found: entry.shape) }
+            used.insert(name)
+            bytes += entry.elementCount * 4
+            switch entry.dtype {
+            case .f32:
+                return file.bytes(of: entry).baseAddress!.assumingMemoryBound(to: Float.self)
+            case .f16, .bf16:
+                let values: [Float]
+                do { values = try file.floats(name) } catch { throw .unsupportedDType(tensor: name, dtype: entry.dtype.rawValue) }
+                let buffer = FloatBuffer(values)
+                owned.append(buffer)
+                return UnsafePointer(buffer.pointer)
+            default:
+                throw .unsupportedDType(tensor: name, dtype: entry.dtype.rawValue)
+            }
+        }
+        func matrix(_ name: String, _ rows: Int, _ columns: Int) throws(RuntimeError) -> Matrix {
+            Matrix(data: try tensor(name, [rows, columns]), rows: rows, columns: columns)
+        }
+
+        embedding = try matrix("model.embed_tokens.weight", config.vocabSize, config.embeddingWidth)
+        var blocks: [BlockWeights] = []
+        for (index, shape) in config.layerShapes.enumerated() {
+            let p = "model.layers.\(index)."
+            let hasAttention = shape.attentionHeads > 0, hasMLP = shape.intermediateSize > 0
+            let qWidth = shape.attentionHeads * shape.headDim, kvWidth = shape.keyValueHeads * shape.headDim
+            blocks.append(BlockWeights(
+                shape: shape,
+                inputNorm: hasAttention ? try tensor(p + "input_layernorm.weight", [shape.inputWidth]) : nil,
+                q: hasAttention ? try matrix(p + "self_attn.q_proj.weight", qWidth, shape.inputWidth) : nil,
+                k: hasAttention ? try matrix(p + "self_attn.k_proj.weight", kvWidth, shape.inputWidth) : nil,
+                v: hasAttention ? try matrix(p + "self_attn.v_proj.weight", kvWidth, shape.inputWidth) : nil,
+                o: hasAttention ? try matrix(p + "self_attn.o_proj.weight", shape.attentionOutputWidth, qWidth) : nil,
+                attentionShortcut: shape.attentionShortcut
+                    ? try matrix(p + "self_attn.shortcut.weight", shape.attentionOutputWidth, shape.inputWidth) : nil,
+                postAttentionNorm: hasMLP ? try tensor(p + "post_attention_layernorm.weight", [shape.attentionOutputWidth]) : nil,
+                gate: hasMLP ? try matrix(p + "mlp.gate_proj.weight", shape.intermediateSize, shape.attentionOutputWidth) : nil,
+                up: hasMLP ? try matrix(p + "mlp.up_proj.weight", shape.intermediateSize, shape.attentionOutputWidth) : nil,
+                down: hasMLP ? try matrix(p + "mlp.down_proj.weight", shape.outputWidth, shape.intermediateSize) : nil,
+                mlpShortcut: shape.mlpShortcut ? try matrix(p + "mlp.shortcut.weight", shape.outputWidth, shape.attentionOutputWidth) : nil))
+        }
+        self.blocks = blocks
+        finalNorm = try tensor("model.norm.weight", [config.finalWidth])
+        if config.tieWordEmbeddings {
+            guard config.finalWidth == config.embeddingWidth else {
+                throw .unsupported("tied embeddings with an embedding width \(config.embeddingWidth) different from the final width \(config.finalWidth)")
+            }
+            head = embedding
+        } else {
+            head = try matrix("lm_head.weight", config.vocabSize, config.finalWidth)
+        }
+        if let extra = file.entries.map(\.name).filter({ !used.contains($0) }).sorted().first {
+            throw .unexpectedTensor(extra)
+        }
+        // A decode step reads every block matrix and the head, but only one embedding row.
+        weightBytes = bytes - (config.tieWordEmbeddings ? 0 : embedding.rows * embedding.columns * 4)
+        keepAlive = owned
+    }
+
+    public var vocabularySize: Int { config.vocabSize }
+}

@@ -1,0 +1,54 @@
+import Checkpoint
+import Foundation
+
+/// Rotary position embeddings in Hugging Face's layout: the two halves of each head are
+/// rotated against each other (`rotate_half`), frequency i = θ^(-2i/d), with the config's
+/// optional scaling (linear or llama3).
+struct RotaryEmbedding {
+    let headDim: Int
+    let inverseFrequencies: [Float]
+
+    init(headDim: Int, theta: Double, scaling: LlamaConfig.RopeScaling?) throws(RuntimeError) {
+        self.headDim = headDim
+        var frequencies = (0 ..< headDim / 2).map { i in Float(1.0 / pow(theta, Double(2 * i) / Double(headDim))) }
+        switch scaling?.ropeType {
+        case nil, "default":
+            break
+        case "linear":
+            let factor = Float(scaling?.factor ?? 1)
+            frequencies = frequencies.map { $0 / factor }
+        case "llama3":
+            guard let s = scaling, let factor = s.factor, let low = s.lowFreqFactor, let high = s.highFreqFactor,
+                  let original = s.originalMaxPositionEmbeddings else {
+                throw .unsupported("llama3 rope scaling needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings")
+            }
+            let lowWavelength = Double(original) / low, highWavelength = Double(original) / high
+            frequencies = frequencies.map { f in
+                let wavelength = 2 * Double.pi / Double(f)
+                if wavelength < highWavelength { return f }
+                if wavelength > lowWavelength { return f / Float(factor) }
+                let smooth = Float((Double(original) / wavelength - low) / (high - low))
+                return (1 - smooth) * f / Float(factor) + smooth * f
+            }
+        case let other?:
+            throw .unsupported("rope scaling type '\(other)'")
+        }
+        inverseFrequencies = frequencies
+    }
+
+    /// Rotates `heads` heads of one row (`headDim` values each) for position `position`.
+    func apply(_ row: UnsafeMutablePointer<Float>, heads: Int, position: Int) {
+        let half = headDim / 2
+        let p = Float(position)
+        for i in 0 ..< half {
+            let angle = p * inverseFrequencies[i]
+            let c = cosf(angle), s = sinf(angle)
+            for h in 0 ..< heads {
+                let x = row + h * headDim
+                let a = x[i], b = x[i + half]
+                x[i] = a * c - b * s
+                x[i + half] = b * c + a * s
+            }
+        }
+    }
+}

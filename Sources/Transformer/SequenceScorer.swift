@@ -1,0 +1,65 @@
+import Foundation
+
+/// Log-probabilities of token sequences under the model, many sequences per forward pass:
+/// what test loss and multiple-choice accuracy are computed from.
+public struct SequenceScorer: Sendable {
+    public let model: LlamaModel
+    /// Tokens packed into one forward pass (bounds activation memory).
+    public var tokensPerBatch: Int
+    /// Rows of logits materialised at once ([rows, vocabulary] floats).
+    public var logitRowsPerChunk: Int
+
+    public init(model: LlamaModel, tokensPerBatch: Int = 2048, logitRowsPerChunk: Int = 128) {
+        self.model = model
+        self.tokensPerBatch = tokensPerBatch
+        self.logitRowsPerChunk = logitRowsPerChunk
+    }
+
+    /// For each sequence, log p(token[i] | token[..<i]) for i in 1..<count (count − 1 values).
+    public func tokenLogProbabilities(_ sequences: [[Int]]) throws -> [[Double]] {
+        var results = [[Double]](repeating: [], count: sequences.count)
+        var batch: [Int] = []
+        var batchTokens = 0
+        func flush() throws {
+            guard !batch.isEmpty else { return }
+            let members = batch.map { sequences[$0] }
+            let hidden = try model.forwardPacked(members)
+            var rowStart = 0
+            for (member, sequence) in zip(batch, members) {
+                results[member] = logProbabilities(hidden, firstRow: rowStart, sequence: sequence)
+                rowStart += sequence.count
+            }
+            batch.removeAll()
+            batchTokens = 0
+        }
+        for (index, sequence) in sequences.enumerated() {
+            guard !sequence.isEmpty else { throw RuntimeError.emptyInput }
+            if batchTokens + sequence.count > tokensPerBatch { try flush() }
+            batch.append(index)
+            batchTokens += sequence.count
+        }
+        try flush()
+        return results
+    }
+
+    private func logProbabilities(_ hidden: FloatBuffer, firstRow: Int, sequence: [Int]) -> [Double] {
+        let width = model.config.finalWidth
+        let head = model.weights.head
+        var values: [Double] = []
+        values.reserveCapacity(sequence.count - 1)
+        var row = 0
+        let predicting = sequence.count - 1
+        let logits = FloatBuffer(count: min(logitRowsPerChunk, max(predicting, 1)) * head.rows, zeroed: false)
+        while row < predicting {
+            let rows = min(logitRowsPerChunk, predicting - row)
+            Kernels.linear(hidden.pointer + (firstRow + row) * width, rows: rows, ldx: width, head, logits.pointer, ldy: head.rows)
+            for r in 0 ..< rows {
+                let line = logits.pointer + r * head.rows
+                let target = sequence[row + r + 1]
+                values.append(Double(line[target]) - Kernels.logSumExp(line, count: head.rows))
+            }
+            row += rows
+        }
+        return values
+    }
+}

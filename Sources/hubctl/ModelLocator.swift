@@ -1,0 +1,54 @@
+import Checkpoint
+import Foundation
+import HubCore
+import Registry
+import Transformer
+
+/// Finds a model's files from what a user typed: a Hugging Face style directory, or a
+/// registry repository `namespace/name[@revision]` whose blobs are read in place.
+struct ModelLocator {
+    struct Files {
+        let config: URL
+        let weights: URL
+        let tokenizer: URL
+        let tokenizerConfig: URL?
+        let label: String
+    }
+
+    static func locate(_ reference: String, data: DataDirectoryOption) throws -> Files {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: reference, isDirectory: &isDirectory), isDirectory.boolValue {
+            let directory = URL(fileURLWithPath: reference)
+            let tokenizerConfig = directory.appendingPathComponent("tokenizer_config.json")
+            return Files(config: directory.appendingPathComponent("config.json"),
+                         weights: directory.appendingPathComponent("model.safetensors"),
+                         tokenizer: directory.appendingPathComponent("tokenizer.json"),
+                         tokenizerConfig: FileManager.default.fileExists(atPath: tokenizerConfig.path) ? tokenizerConfig : nil,
+                         label: directory.lastPathComponent)
+        }
+        let parts = reference.split(separator: "@", maxSplits: 1).map(String.init)
+        let name = try RepositoryName(parts[0])
+        let registry = try data.open()
+        let card = try registry.card(name, revision: parts.count > 1 ? parts[1] : "main")
+        func blob(_ path: String) throws -> URL? {
+            try card.files.first { $0.path == path }.map { try registry.blobs.fileURL(for: $0.sha256) }
+        }
+        guard let config = try blob("config.json"), let weights = try blob("model.safetensors"), let tokenizer = try blob("tokenizer.json") else {
+            throw ValidationFailure("\(name)@\(card.revision) lacks config.json, model.safetensors or tokenizer.json")
+        }
+        return Files(config: config, weights: weights, tokenizer: tokenizer, tokenizerConfig: try blob("tokenizer_config.json"),
+                     label: "\(name)@\(card.revision.prefix(10))")
+    }
+
+    static func load(_ files: Files) throws -> (LlamaModel, BPETokenizer) {
+        let config = try LlamaConfig.load(from: files.config)
+        let weights = try ModelWeights(config: config, safetensors: SafetensorsFile(path: files.weights.path))
+        let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
+        return (try LlamaModel(weights: weights), tokenizer)
+    }
+}
+
+struct ValidationFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+@testable import Transformer
+
+@Suite("Kernels and sampling")
+struct KernelTests {
+    @Test("rmsNorm and swiglu against their formulas")
+    func elementwise() {
+        let x: [Float] = [1, -2, 3, 0.5, -0.25, 4]
+        let weight: [Float] = [1, 2, 0.5, 1, 1, -1]
+        var y = [Float](repeating: 0, count: 6)
+        Kernels.rmsNorm(x, rows: 2, width: 3, weight: weight, epsilon: 1e-5, into: &y)
+        for r in 0 ..< 2 {
+            let row = Array(x[r * 3 ..< r * 3 + 3])
+            let rms = (row.map { $0 * $0 }.reduce(0, +) / 3 + 1e-5).squareRoot()
+            for i in 0 ..< 3 { #expect(abs(y[r * 3 + i] - weight[i] * row[i] / rms) < 1e-6) }
+        }
+        var gate: [Float] = [-3, 0, 2]
+        Kernels.swiglu(&gate, [2, 5, -1], count: 3)
+        let expected: [Float] = [-3 / (1 + exp(3)) * 2, 0, 2 / (1 + exp(-2)) * -1]
+        for (a, b) in zip(gate, expected) { #expect(abs(a - b) < 1e-6) }
+    }
+
+    @Test("softmax sums to one and log-sum-exp survives huge logits")
+    func softmax() {
+        var row: [Float] = [1000, 999, 998, -1e9]
+        Kernels.softmax(&row, count: 4)
+        #expect(abs(row.reduce(0, +) - 1) < 1e-6)
+        #expect(abs(row[0] / row[1] - Float(M_E)) < 1e-4)
+        let lse = Kernels.logSumExp([1000, 1000], count: 2)
+        #expect(abs(lse - (1000 + log(2))) < 1e-9)
+    }
+
+    @Test("rope rotates each head's halves by position × θ^(-2i/d) and preserves norms")
+    func rope() throws {
+        let rope = try RotaryEmbedding(headDim: 4, theta: 100, scaling: nil)
+        var v: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]  // two heads
+        rope.apply(&v, heads: 2, position: 3)
+        for head in 0 ..< 2 {
+            let x = (1 ... 4).map { Float(head * 4 + $0) }
+            for i in 0 ..< 2 {
+                let angle = 3 / pow(100, Float(2 * i) / 4)
+                #expect(abs(v[head * 4 + i] - (x[i] * cos(angle) - x[i + 2] * sin(angle))) < 1e-5)
+                #expect(abs(v[head * 4 + i + 2] - (x[i + 2] * cos(angle) + x[i] * sin(angle))) < 1e-5)
+            }
+        }
+        #expect(throws: RuntimeError.self) {
+            try RotaryEmbedding(headDim: 4, theta: 100, scaling: .init(ropeType: "yarn", factor: 2))
+        }
+    }
+
+    @Test("greedy picks the argmax; sampling is reproducible per seed and honours top-p")
+    func sampling() {
+        let logits: [Float] = [0.1, 3, 2.9, -1, 0]
+        var greedy = Sampler()
+        #expect(greedy.next(logits, count: 5) == 1)
+        var narrow = Sampler(temperature: 1, topP: 0.01, seed: 9)
+        #expect((0 ..< 50).allSatisfy { _ in narrow.next(logits, count: 5) == 1 })
+        var a = Sampler(temperature: 1, topP: 1, seed: 42), b = Sampler(temperature: 1, topP: 1, seed: 42)
+        let drawsA = (0 ..< 200).map { _ in a.next(logits, count: 5) }
+        let drawsB = (0 ..< 200).map { _ in b.next(logits, count: 5) }
+        #expect(drawsA == drawsB)
+        #expect(Set(drawsA).isSuperset(of: [1, 2]))
+        // Top-p 0.9 keeps tokens 1 and 2 (≈ 0.49 + 0.44 of the mass) and nothing else.
+        var nucleus = Sampler(temperature: 1, topP: 0.9, seed: 5)
+        #expect(Set((0 ..< 300).map { _ in nucleus.next(logits, count: 5) }) == [1, 2])
+    }
+}
