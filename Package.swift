@@ -29,7 +29,10 @@ let package = Package(
 
         .target(name: "HubCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Checkpoint", dependencies: ["HubCore"]),
-        .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"]),
+        // The numerical kernels are compiled optimized even in debug builds: unoptimized SIMD
+        // code is two orders of magnitude slower, which would make the tests crawl.
+        .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
         .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
         .target(name: "Registry", dependencies: [
@@ -39,7 +42,7 @@ let package = Package(
             "Registry", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "HubBenchmarks", dependencies: ["Checkpoint", "HubCore"],
+        .executableTarget(name: "HubBenchmarks", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                           path: "Sources/HubBenchmarks"),
 
         // Shared by the test targets: locating the installed assets and fixtures, temporary

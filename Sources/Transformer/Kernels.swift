@@ -28,26 +28,74 @@ enum Kernels {
         }
     }
 
-    /// gate ← silu(gate) · up, elementwise.
+    /// e^x for eight fp32 lanes without a libm call: Cody–Waite range reduction
+    /// x = n·ln2 + r, Cephes' degree-6 polynomial for e^r, and 2^n built in the exponent bits
+    /// (n is rounded by the 1.5·2²³ trick, so no float→int conversion stops vectorization).
+    /// Relative error below 3e-7; inputs below −87 give 2^-126 · e^r, effectively 0.
+    @inline(__always) static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.0))
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = clamped * 1.442_695_04 + magic
+        let n = t - magic
+        let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_1e-4)
+        p = p * r + 1.398_199_9e-3
+        p = p * r + 8.333_452e-3
+        p = p * r + 4.166_579_6e-2
+        p = p * r + 0.166_666_65
+        p = p * r + 0.5
+        let y = p * r * r + r + 1
+        let exponent = (unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return y * unsafeBitCast(exponent, to: SIMD8<Float>.self)
+    }
+
+    @inline(__always) static func exp(_ x: Float) -> Float { exp(SIMD8(repeating: x))[0] }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// gate ← silu(gate) · up = gate / (1 + e^-gate) · up, elementwise.
     static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0 ..< count {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        var i = 0
+        while i + 8 <= count {
+            let g = load(gate + i)
+            store(g / (1 + exp(-g)) * load(up + i), gate + i)
+            i += 8
+        }
+        while i < count {
+            gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i]
+            i += 1
         }
     }
 
     /// Softmax of one row in place.
     static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        var maximum = -Float.infinity
-        for i in 0 ..< count where x[i] > maximum { maximum = x[i] }
-        var sum: Float = 0
-        for i in 0 ..< count {
-            let e = expf(x[i] - maximum)
-            x[i] = e
-            sum += e
+        var lanes = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= count { lanes = pointwiseMax(lanes, load(x + i)); i += 8 }
+        var maximum = lanes.max()
+        while i < count { maximum = max(maximum, x[i]); i += 1 }
+
+        var sums = SIMD8<Float>(repeating: 0)
+        i = 0
+        while i + 8 <= count {
+            let e = exp(load(x + i) - maximum)
+            store(e, x + i)
+            sums += e
+            i += 8
         }
+        var sum = sums.sum()
+        while i < count { x[i] = exp(x[i] - maximum); sum += x[i]; i += 1 }
+
         let inverse = 1 / sum
-        for i in 0 ..< count { x[i] *= inverse }
+        i = 0
+        while i + 8 <= count { store(load(x + i) * inverse, x + i); i += 8 }
+        while i < count { x[i] *= inverse; i += 1 }
     }
 
     /// log Σ exp(x), in double precision so that long vocabularies lose nothing.
@@ -55,7 +103,7 @@ enum Kernels {
         var maximum = -Float.infinity
         for i in 0 ..< count where x[i] > maximum { maximum = x[i] }
         var sum = 0.0
-        for i in 0 ..< count { sum += exp(Double(x[i] - maximum)) }
+        for i in 0 ..< count { sum += Foundation.exp(Double(x[i] - maximum)) }
         return Double(maximum) + log(sum)
     }
 

@@ -18,7 +18,8 @@ public final class LlamaModel: @unchecked Sendable {
         var rotary: [Int: RotaryEmbedding] = [:]
         for shape in weights.config.layerShapes where rotary[shape.headDim] == nil {
             rotary[shape.headDim] = try RotaryEmbedding(headDim: shape.headDim, theta: weights.config.ropeTheta,
-                                                        scaling: weights.config.ropeScaling)
+                                                        scaling: weights.config.ropeScaling,
+                                                        positions: min(weights.config.maxPositionEmbeddings, 8192))
         }
         self.rotary = rotary
         epsilon = Float(weights.config.rmsNormEps)
@@ -126,7 +127,9 @@ public final class LlamaModel: @unchecked Sendable {
                 let upped = FloatBuffer(count: rows * inner, zeroed: false)
                 Kernels.linear(normed.pointer, rows: rows, ldx: width, gate, gated.pointer, ldy: inner)
                 Kernels.linear(normed.pointer, rows: rows, ldx: width, up, upped.pointer, ldy: inner)
-                Kernels.swiglu(gated.pointer, upped.pointer, count: rows * inner)
+                Parallel.rows(rows, cost: rows * inner) { r in
+                    Kernels.swiglu(gated.pointer + r * inner, upped.pointer + r * inner, count: inner)
+                }
                 if let shortcut = block.mlpShortcut {
                     Kernels.linear(x.pointer, rows: rows, ldx: width, shortcut, next.pointer, ldy: shape.outputWidth)
                     Kernels.linear(gated.pointer, rows: rows, ldx: inner, down, next.pointer, ldy: shape.outputWidth, accumulate: true)
@@ -161,7 +164,6 @@ public final class LlamaModel: @unchecked Sendable {
         let firstRow = cache?.length ?? 0
         Kernels.linear(input, rows: rows, ldx: shape.inputWidth, k, keyBase + firstRow * kvWidth, ldy: kvWidth)
         Kernels.linear(input, rows: rows, ldx: shape.inputWidth, v, valueBase + firstRow * kvWidth, ldy: kvWidth)
-
         let rope = rotary[headDim]!
         for segment in segments {
             for i in 0 ..< segment.count {
@@ -170,7 +172,6 @@ public final class LlamaModel: @unchecked Sendable {
                 rope.apply(keyBase + (firstRow + row) * kvWidth, heads: kvHeads, position: segment.position + i)
             }
         }
-
         let output = FloatBuffer(count: rows * qWidth, zeroed: false)
         let scale = 1 / Float(headDim).squareRoot()
         let group = heads / kvHeads
@@ -196,7 +197,7 @@ public final class LlamaModel: @unchecked Sendable {
                             qh, Int32(qWidth), kh, Int32(kvWidth), 0, scores.pointer, Int32(keyCount))
                 // Causal mask: query i (at key index keyCount - count + i) sees keys up to itself.
                 let offset = keyCount - segment.count
-                for i in 0 ..< segment.count {
+                Parallel.rows(segment.count, cost: segment.count * keyCount) { i in
                     let row = scores.pointer + i * keyCount
                     let visible = offset + i + 1
                     Kernels.softmax(row, count: visible)

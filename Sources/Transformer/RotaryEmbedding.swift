@@ -4,11 +4,14 @@ import Foundation
 /// Rotary position embeddings in Hugging Face's layout: the two halves of each head are
 /// rotated against each other (`rotate_half`), frequency i = θ^(-2i/d), with the config's
 /// optional scaling (linear or llama3).
-struct RotaryEmbedding {
+struct RotaryEmbedding: @unchecked Sendable {
     let headDim: Int
     let inverseFrequencies: [Float]
+    /// cos and sin of every (position, frequency) pair up to `positions`, interleaved.
+    private let table: FloatBuffer
+    let positions: Int
 
-    init(headDim: Int, theta: Double, scaling: LlamaConfig.RopeScaling?) throws(RuntimeError) {
+    init(headDim: Int, theta: Double, scaling: LlamaConfig.RopeScaling?, positions: Int = 0) throws(RuntimeError) {
         self.headDim = headDim
         var frequencies = (0 ..< headDim / 2).map { i in Float(1.0 / pow(theta, Double(2 * i) / Double(headDim))) }
         switch scaling?.ropeType {
@@ -34,15 +37,31 @@ struct RotaryEmbedding {
             throw .unsupported("rope scaling type '\(other)'")
         }
         inverseFrequencies = frequencies
+        self.positions = positions
+        let half = headDim / 2
+        table = FloatBuffer(count: positions * half * 2, zeroed: false)
+        for p in 0 ..< positions {
+            for i in 0 ..< half {
+                let angle = Float(p) * frequencies[i]
+                table.pointer[(p * half + i) * 2] = cosf(angle)
+                table.pointer[(p * half + i) * 2 + 1] = sinf(angle)
+            }
+        }
     }
 
     /// Rotates `heads` heads of one row (`headDim` values each) for position `position`.
     func apply(_ row: UnsafeMutablePointer<Float>, heads: Int, position: Int) {
         let half = headDim / 2
-        let p = Float(position)
         for i in 0 ..< half {
-            let angle = p * inverseFrequencies[i]
-            let c = cosf(angle), s = sinf(angle)
+            let c: Float, s: Float
+            if position < positions {
+                c = table.pointer[(position * half + i) * 2]
+                s = table.pointer[(position * half + i) * 2 + 1]
+            } else {
+                let angle = Float(position) * inverseFrequencies[i]
+                c = cosf(angle)
+                s = sinf(angle)
+            }
             for h in 0 ..< heads {
                 let x = row + h * headDim
                 let a = x[i], b = x[i + half]

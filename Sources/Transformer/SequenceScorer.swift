@@ -42,6 +42,32 @@ public struct SequenceScorer: Sendable {
         return results
     }
 
+    /// For each sequence, the log-probability of every vocabulary token as its continuation
+    /// (log-softmax of the last position's logits).
+    public func nextTokenLogProbabilities(_ sequences: [[Int]]) throws -> [[Float]] {
+        var results: [[Float]] = []
+        results.reserveCapacity(sequences.count)
+        var start = 0
+        while start < sequences.count {
+            // Pack whole sequences up to the token budget (at least one per pass).
+            var end = start + 1, tokens = sequences[start].count
+            while end < sequences.count, tokens + sequences[end].count <= tokensPerBatch { tokens += sequences[end].count; end += 1 }
+            let members = Array(sequences[start ..< end])
+            let hidden = try model.forwardPacked(members)
+            let width = model.config.finalWidth, head = model.weights.head
+            let row = FloatBuffer(count: head.rows, zeroed: false)
+            var lastRow = -1
+            for sequence in members {
+                lastRow += sequence.count
+                Kernels.linear(hidden.pointer + lastRow * width, rows: 1, ldx: width, head, row.pointer, ldy: head.rows)
+                let normalizer = Float(Kernels.logSumExp(row.pointer, count: head.rows))
+                results.append((0 ..< head.rows).map { row.pointer[$0] - normalizer })
+            }
+            start = end
+        }
+        return results
+    }
+
     private func logProbabilities(_ hidden: FloatBuffer, firstRow: Int, sequence: [Int]) -> [Double] {
         let width = model.config.finalWidth
         let head = model.weights.head

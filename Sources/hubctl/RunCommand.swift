@@ -39,8 +39,7 @@ struct Run: ParsableCommand {
         if let end = tokenizer.id(of: "<|im_end|>") { stops.insert(end) }
         if let end = tokenizer.id(of: "<|endoftext|>") { stops.insert(end) }
 
-        // Tokens may end inside a UTF-8 character: print only complete characters.
-        var pending: [UInt8] = []
+        var decoder = StreamingDecoder(tokenizer: tokenizer)
         let output = FileHandle.standardOutput
         if !chat { output.write(Data(prompt.utf8)) }
         let result = try model.generate(
@@ -48,36 +47,14 @@ struct Run: ParsableCommand {
             options: GenerationOptions(maxNewTokens: maxTokens, stopTokens: stops,
                                        sampler: Sampler(temperature: temperature, topP: topP, seed: seed))
         ) { token in
-            pending += tokenizer.bytes(of: token)
-            let complete = Self.completeUTF8Prefix(pending)
-            if complete > 0 {
-                output.write(Data(pending[..<complete]))
-                pending.removeFirst(complete)
-            }
+            output.write(Data(decoder.append(token).utf8))
         }
-        if !pending.isEmpty { output.write(Data(String(decoding: pending, as: UTF8.self).utf8)) }
-        output.write(Data("\n".utf8))
+        output.write(Data((decoder.finish() + "\n").utf8))
         if stats {
             let decoded = max(result.tokens.count - 1, 1)
             Output.progress(String(format: "prompt %d tokens in %.3f s (%.1f tok/s); %d new tokens, decode %.1f tok/s",
                                    result.promptTokens, result.prefillSeconds, Double(result.promptTokens) / result.prefillSeconds,
                                    result.tokens.count, Double(decoded) / max(result.decodeSeconds, 1e-9)))
         }
-    }
-
-    /// Length of the longest prefix of `bytes` that ends on a character boundary.
-    static func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
-        var end = bytes.count
-        var back = 0
-        while end > 0, back < 4 {
-            let byte = bytes[end - 1]
-            if byte & 0xC0 != 0x80 {
-                let need = byte < 0x80 ? 1 : byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
-                return need == back + 1 ? bytes.count : end - 1
-            }
-            end -= 1
-            back += 1
-        }
-        return bytes.count
     }
 }

@@ -1,4 +1,4 @@
-import Checkpoint
+@testable import Checkpoint
 import Foundation
 import HubTestSupport
 import Testing
@@ -127,5 +127,29 @@ enum ByteLevelAlphabetForTests {
         if printable.contains(byte) { return Unicode.Scalar(UInt32(byte))! }
         let rank = (0 ..< 256).filter { !printable.contains($0) }.firstIndex(of: byte)!
         return Unicode.Scalar(UInt32(256 + rank))!
+    }
+}
+
+@Suite("Streaming decoder")
+struct StreamingDecoderTests {
+    @Test("text streamed token by token equals the whole decode, and never splits a character")
+    func streaming() throws {
+        let tokenizer = try TokenizerTests.shippedTokenizer()
+        for text in ["Emoji 😀🎉👍🏽 and 中文文本测试, Ελληνικά", "plain ascii text", "ü€𝄞"] {
+            var decoder = StreamingDecoder(tokenizer: tokenizer)
+            var pieces: [String] = []
+            for token in tokenizer.encode(text) { pieces.append(decoder.append(token)) }
+            pieces.append(decoder.finish())
+            #expect(pieces.joined() == text)
+            #expect(!pieces.joined().contains("\u{FFFD}"))
+        }
+    }
+
+    @Test("a dangling lead byte is held back, then released as U+FFFD at the end")
+    func danglingBytes() {
+        #expect(StreamingDecoder.completePrefixLength([0x61, 0xE2, 0x82]) == 1)
+        #expect(StreamingDecoder.completePrefixLength([0x61, 0xE2, 0x82, 0xAC]) == 4)
+        #expect(StreamingDecoder.completePrefixLength([0xF0, 0x9F]) == 0)
+        #expect(StreamingDecoder.completePrefixLength([0x80, 0x80, 0x80, 0x80]) == 4)
     }
 }

@@ -120,3 +120,23 @@ struct LoadingTests {
         #expect(throws: LlamaConfigError.self) { try tiny.load(in: directory) }
     }
 }
+
+@Suite("Next-token distributions")
+struct NextTokenTests {
+    @Test("the last position's log-softmax matches the reference, for packed sequences")
+    func lastPosition() throws {
+        let tiny = try TinyModel.heterogeneous(seed: 11)
+        let directory = try TemporaryDirectory()
+        let model = try tiny.load(in: directory)
+        let sequences = [[5, 6, 7], [1], [30, 2, 2, 9, 14]]
+        let distributions = try SequenceScorer(model: model, tokensPerBatch: 6).nextTokenLogProbabilities(sequences)
+        #expect(distributions.count == 3)
+        for (sequence, distribution) in zip(sequences, distributions) {
+            let row = tiny.referenceLogits(sequence).last!
+            let m = row.max()!
+            let normalizer = m + log(row.map { exp($0 - m) }.reduce(0, +))
+            for (value, logit) in zip(distribution, row) { #expect(abs(Double(value) - (logit - normalizer)) < 1e-4) }
+            #expect(abs(distribution.map { exp(Double($0)) }.reduce(0, +) - 1) < 1e-4)
+        }
+    }
+}

@@ -66,3 +66,19 @@ struct KernelTests {
         #expect(Set((0 ..< 300).map { _ in nucleus.next(logits, count: 5) }) == [1, 2])
     }
 }
+
+@Suite("Vectorizable exp")
+struct ExpTests {
+    @Test("relative error below 3e-7 against libm over the range softmax and SiLU use")
+    func accuracy() {
+        var worst: Float = 0
+        for i in 0 ... 200_000 {
+            let x = -87 + Float(i) * (175.0 / 200_000)
+            let exact = Foundation.exp(Double(x))
+            worst = max(worst, Float(abs(Double(Kernels.exp(x)) - exact) / exact))
+        }
+        #expect(worst < 3e-7)
+        #expect(Kernels.exp(-1000) == 0 || Kernels.exp(-1000) < 1e-37)
+        #expect(Kernels.exp(0) == 1)
+    }
+}

@@ -1,0 +1,127 @@
+import COpenBLAS
+import Checkpoint
+import Foundation
+import Transformer
+
+/// The runtime on the shipped model: decode speed against the memory-bandwidth bound,
+/// prefill against the sgemm peak, both against PyTorch — all measured in this run.
+enum RuntimeBenchmark {
+    static func run(gguf: String, threads: Int) throws {
+        BLASThreads.count = threads
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-model-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        _ = try GGUFConverter.convert(GGUFFile(path: gguf), to: scratch)
+        print("runtime on \(scratch.lastPathComponent) with \(threads) BLAS threads")
+
+        // 1. Decode first, so the process's peak RSS is the runtime's own.
+        let model = try LlamaModel(directory: scratch)
+        let weightBytes = model.weights.weightBytes
+        let prompt = Array(1000 ..< 1016)
+        let newTokens = 128
+        _ = try model.generate(prompt: prompt, options: GenerationOptions(maxNewTokens: 8))
+        var decodeRates: [Double] = []
+        var cacheBytes = 0
+        for _ in 0 ..< 3 {
+            let result = try model.generate(prompt: prompt, options: GenerationOptions(maxNewTokens: newTokens))
+            decodeRates.append(Double(result.tokens.count - 1) / result.decodeSeconds)
+            cacheBytes = model.makeCache(capacity: prompt.count + newTokens).byteCount
+        }
+        let decodeRate = median(decodeRates)
+        let peakRSS = peakResidentBytes()
+
+        // 2. Prefill of 512 tokens (logits of the last position, as generation needs).
+        let long = Array(1000 ..< 1512)
+        let prefillSeconds = try time(3) {
+            let cache = model.makeCache(capacity: long.count)
+            _ = model.logits(try model.forward(long, cache: cache), rows: 1)
+        }
+        let prefillFLOPs = prefillFlops(model.config, tokens: long.count)
+
+        // 3. Baselines: streaming bandwidth through sgemv, and the sgemm peak.
+        let bandwidth = streamingBandwidth()
+        let peak = sgemmPeak()
+        let bound = bandwidth / Double(weightBytes)
+
+        // 4. PyTorch, same weights and threads, if it is installed.
+        let torch = torchBaseline(modelDirectory: scratch, threads: threads)
+
+        print("")
+        print(String(format: "weights streamed per token   %.1f MB;  KV cache for %d positions %.1f MB", Double(weightBytes) / 1e6,
+                     prompt.count + newTokens, Double(cacheBytes) / 1e6))
+        print(String(format: "streaming bandwidth (sgemv)  %.1f GB/s  →  decode bound %.1f tok/s", bandwidth / 1e9, bound))
+        print(String(format: "decode, batch 1              %.1f tok/s  = %.0f%% of the bandwidth bound (goal ≥ 85%%)", decodeRate, 100 * decodeRate / bound))
+        print(String(format: "sgemm peak (2048², measured) %.1f GFLOP/s", peak / 1e9))
+        print(String(format: "prefill 512 tokens           %.3f s, %.1f GFLOP/s = %.0f%% of the sgemm peak (goal ≥ 70%%)", prefillSeconds,
+                     prefillFLOPs / prefillSeconds / 1e9, 100 * prefillFLOPs / prefillSeconds / peak))
+        if let torch {
+            print(String(format: "PyTorch %@: decode %.1f tok/s, prefill 512 %.3f s", torch.version, torch.decode, torch.prefill))
+            print(String(format: "vs PyTorch                   decode %.2f× (goal ≥ 2×), prefill %.2f× (goal ≥ 1×)",
+                         decodeRate / torch.decode, torch.prefill / prefillSeconds))
+        } else {
+            print("vs PyTorch                   not measured: python3 with torch and transformers is not installed")
+        }
+        let rssLimit = 1.2 * Double(weightBytes) + Double(cacheBytes)
+        print(String(format: "peak RSS while decoding      %.1f MB = %.2f× weights (limit 1.2× weights + KV cache = %.1f MB)",
+                     Double(peakRSS) / 1e6, Double(peakRSS) / Double(weightBytes), rssLimit / 1e6))
+    }
+
+    /// FLOPs of a forward pass over `tokens` positions with logits for the last one: every
+    /// block matrix once per token (2 per weight), attention scores and mixing over the causal
+    /// triangle the kernels compute in full (2 · T² · headDim per head, twice), the head once.
+    static func prefillFlops(_ config: LlamaConfig, tokens: Int) -> Double {
+        let t = Double(tokens)
+        var flops = 0.0
+        for s in config.layerShapes {
+            let q = s.attentionHeads * s.headDim, kv = s.keyValueHeads * s.headDim
+            let linear = s.attentionHeads > 0 ? (q + 2 * kv) * s.inputWidth + s.attentionOutputWidth * q : 0
+            let mlp = 3 * s.intermediateSize * s.attentionOutputWidth
+            flops += 2 * t * Double(linear + mlp)
+            flops += 2 * 2 * t * t * Double(s.headDim * s.attentionHeads)
+        }
+        return flops + 2 * Double(config.vocabSize * config.finalWidth)
+    }
+
+    /// Bytes per second that sgemv streams through a matrix far larger than the caches: the
+    /// best of 9 runs, so that a noisy machine makes the bound higher, never lower.
+    static func streamingBandwidth() -> Double {
+        let rows = 8192, columns = 16384  // 512 MiB
+        let matrix = FloatBuffer(count: rows * columns, zeroed: false)
+        for i in stride(from: 0, to: rows * columns, by: 1024) { matrix.pointer[i] = 1 }
+        let x = FloatBuffer(count: columns), y = FloatBuffer(count: rows)
+        let seconds = fastest(9) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), 1, matrix.pointer, Int32(columns), x.pointer, 1, 0, y.pointer, 1)
+        }
+        return Double(rows * columns * 4) / seconds
+    }
+
+    /// The best of 9 square sgemm runs.
+    static func sgemmPeak() -> Double {
+        let n = 2048
+        let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+        let seconds = fastest(9) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n), b.pointer, Int32(n), 0, c.pointer, Int32(n))
+        }
+        return 2 * Double(n * n * n) / seconds
+    }
+
+    static func torchBaseline(modelDirectory: URL, threads: Int) -> (decode: Double, prefill: Double, version: String)? {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("benchmarks/torch_runtime.py")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script.path, modelDirectory.path, String(threads)]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let decode = object["decode_tokens_per_second"] as? Double, let prefill = object["prefill_512_seconds"] as? Double else {
+            return nil
+        }
+        return (decode, prefill, object["torch"] as? String ?? "?")
+    }
+}
