@@ -29,6 +29,9 @@ public final class LlamaModel: @unchecked Sendable {
         try self.init(weights: ModelWeights(directory: directory))
     }
 
+    /// Query rows per block of causal attention.
+    public static let attentionBlockRows = 128
+
     public func makeCache(capacity: Int) -> KVCache { KVCache(weights: weights, capacity: capacity) }
 
     /// Runs `tokens` at the positions after what `cache` holds, appends their keys and values,
@@ -93,6 +96,19 @@ public final class LlamaModel: @unchecked Sendable {
         var x = FloatBuffer(count: rows * maxWidth, zeroed: false)
         var next = FloatBuffer(count: rows * maxWidth, zeroed: false)
         let normed = FloatBuffer(count: rows * maxWidth, zeroed: false)
+        // Scratch for every block, sized for the widest, allocated once per pass: fresh
+        // multi-megabyte buffers per layer would cost page faults on every block.
+        let shapes = config.layerShapes
+        let maxInner = shapes.map(\.intermediateSize).max() ?? 0
+        let maxQuery = shapes.map { $0.attentionHeads * $0.headDim }.max() ?? 0
+        let maxKeyValue = shapes.map { $0.keyValueHeads * $0.headDim }.max() ?? 0
+        let gated = FloatBuffer(count: rows * maxInner, zeroed: false)
+        let upped = FloatBuffer(count: rows * maxInner, zeroed: false)
+        let workspace = AttentionWorkspace(
+            queries: FloatBuffer(count: rows * maxQuery, zeroed: false),
+            output: FloatBuffer(count: rows * maxQuery, zeroed: false),
+            keys: cache == nil ? FloatBuffer(count: rows * maxKeyValue, zeroed: false) : nil,
+            values: cache == nil ? FloatBuffer(count: rows * maxKeyValue, zeroed: false) : nil)
 
         let embedding = weights.embedding
         for (r, token) in tokens.enumerated() {
@@ -105,7 +121,7 @@ public final class LlamaModel: @unchecked Sendable {
             if let q = block.q, let k = block.k, let v = block.v, let o = block.o, let norm = block.inputNorm {
                 Kernels.rmsNorm(x.pointer, rows: rows, width: shape.inputWidth, weight: norm, epsilon: epsilon, into: normed.pointer)
                 let attended = attention(normed.pointer, rows: rows, block: block, q: q, k: k, v: v, layer: layer,
-                                         segments: segments, cache: cache)
+                                         segments: segments, cache: cache, workspace: workspace)
                 // residual' = shortcut(residual) + o_proj(attention)
                 if let shortcut = block.attentionShortcut {
                     Kernels.linear(x.pointer, rows: rows, ldx: shape.inputWidth, shortcut, next.pointer, ldy: shape.attentionOutputWidth)
@@ -123,8 +139,6 @@ public final class LlamaModel: @unchecked Sendable {
             if let gate = block.gate, let up = block.up, let down = block.down, let norm = block.postAttentionNorm {
                 Kernels.rmsNorm(x.pointer, rows: rows, width: width, weight: norm, epsilon: epsilon, into: normed.pointer)
                 let inner = shape.intermediateSize
-                let gated = FloatBuffer(count: rows * inner, zeroed: false)
-                let upped = FloatBuffer(count: rows * inner, zeroed: false)
                 Kernels.linear(normed.pointer, rows: rows, ldx: width, gate, gated.pointer, ldy: inner)
                 Kernels.linear(normed.pointer, rows: rows, ldx: width, up, upped.pointer, ldy: inner)
                 Parallel.rows(rows, cost: rows * inner) { r in
@@ -145,22 +159,29 @@ public final class LlamaModel: @unchecked Sendable {
         return x
     }
 
+    /// Buffers the attention of every block reuses within one pass.
+    struct AttentionWorkspace {
+        let queries: FloatBuffer
+        let output: FloatBuffer
+        /// Keys and values of the pass when there is no cache to write them into.
+        let keys: FloatBuffer?
+        let values: FloatBuffer?
+    }
+
     /// Grouped-query attention of `rows` normed inputs; returns the heads' outputs side by side
     /// [rows, heads × headDim], ready for o_proj.
     private func attention(_ input: UnsafePointer<Float>, rows: Int, block: BlockWeights, q: Matrix, k: Matrix, v: Matrix,
-                           layer: Int, segments: [Segment], cache: KVCache?) -> FloatBuffer {
+                           layer: Int, segments: [Segment], cache: KVCache?, workspace: AttentionWorkspace) -> FloatBuffer {
         let shape = block.shape
         let heads = shape.attentionHeads, kvHeads = shape.keyValueHeads, headDim = shape.headDim
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim
-        let queries = FloatBuffer(count: rows * qWidth, zeroed: false)
+        let queries = workspace.queries
         Kernels.linear(input, rows: rows, ldx: shape.inputWidth, q, queries.pointer, ldy: qWidth)
 
         // New keys and values go straight into the cache rows they will occupy (or a scratch
         // buffer when there is no cache).
-        let scratchKeys = cache == nil ? FloatBuffer(count: rows * kvWidth, zeroed: false) : nil
-        let scratchValues = cache == nil ? FloatBuffer(count: rows * kvWidth, zeroed: false) : nil
-        let keyBase = cache?.keys[layer]!.pointer ?? scratchKeys!.pointer
-        let valueBase = cache?.values[layer]!.pointer ?? scratchValues!.pointer
+        let keyBase = cache?.keys[layer]!.pointer ?? workspace.keys!.pointer
+        let valueBase = cache?.values[layer]!.pointer ?? workspace.values!.pointer
         let firstRow = cache?.length ?? 0
         Kernels.linear(input, rows: rows, ldx: shape.inputWidth, k, keyBase + firstRow * kvWidth, ldy: kvWidth)
         Kernels.linear(input, rows: rows, ldx: shape.inputWidth, v, valueBase + firstRow * kvWidth, ldy: kvWidth)
@@ -172,7 +193,7 @@ public final class LlamaModel: @unchecked Sendable {
                 rope.apply(keyBase + (firstRow + row) * kvWidth, heads: kvHeads, position: segment.position + i)
             }
         }
-        let output = FloatBuffer(count: rows * qWidth, zeroed: false)
+        let output = workspace.output
         let scale = 1 / Float(headDim).squareRoot()
         let group = heads / kvHeads
         for segment in segments {
@@ -180,7 +201,7 @@ public final class LlamaModel: @unchecked Sendable {
             // without, the segment's own rows.
             let keyStart = cache == nil ? segment.start : 0
             let keyCount = cache == nil ? segment.count : firstRow + segment.count
-            let scores = FloatBuffer(count: segment.count * keyCount, zeroed: false)
+            let scores = FloatBuffer(count: min(segment.count, Self.attentionBlockRows) * keyCount, zeroed: false)
             for h in 0 ..< heads {
                 let g = h / group
                 let qh = queries.pointer + segment.start * qWidth + h * headDim
@@ -193,18 +214,23 @@ public final class LlamaModel: @unchecked Sendable {
                     cblas_sgemv(CblasRowMajor, CblasTrans, Int32(keyCount), Int32(headDim), 1, vh, Int32(kvWidth), scores.pointer, 1, 0, oh, 1)
                     continue
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(segment.count), Int32(keyCount), Int32(headDim), scale,
-                            qh, Int32(qWidth), kh, Int32(kvWidth), 0, scores.pointer, Int32(keyCount))
-                // Causal mask: query i (at key index keyCount - count + i) sees keys up to itself.
+                // Causal attention in blocks of query rows: a block needs only the keys up to
+                // its last query, so the masked upper triangle is (mostly) never computed.
                 let offset = keyCount - segment.count
-                Parallel.rows(segment.count, cost: segment.count * keyCount) { i in
-                    let row = scores.pointer + i * keyCount
-                    let visible = offset + i + 1
-                    Kernels.softmax(row, count: visible)
-                    if visible < keyCount { (row + visible).update(repeating: 0, count: keyCount - visible) }
+                for blockStart in stride(from: 0, to: segment.count, by: Self.attentionBlockRows) {
+                    let blockRows = min(Self.attentionBlockRows, segment.count - blockStart)
+                    let blockKeys = offset + blockStart + blockRows
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(blockRows), Int32(blockKeys), Int32(headDim), scale,
+                                qh + blockStart * qWidth, Int32(qWidth), kh, Int32(kvWidth), 0, scores.pointer, Int32(blockKeys))
+                    Parallel.rows(blockRows, cost: blockRows * blockKeys) { i in
+                        let row = scores.pointer + i * blockKeys
+                        let visible = offset + blockStart + i + 1
+                        Kernels.softmax(row, count: visible)
+                        if visible < blockKeys { (row + visible).update(repeating: 0, count: blockKeys - visible) }
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(blockRows), Int32(headDim), Int32(blockKeys), 1,
+                                scores.pointer, Int32(blockKeys), vh, Int32(kvWidth), 0, oh + blockStart * qWidth, Int32(qWidth))
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(segment.count), Int32(headDim), Int32(keyCount), 1,
-                            scores.pointer, Int32(keyCount), vh, Int32(kvWidth), 0, oh, Int32(qWidth))
             }
         }
         return output
