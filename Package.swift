@@ -33,13 +33,13 @@ let package = Package(
         // code is two orders of magnitude slower, which would make the tests crawl.
         .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
+        .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"]),
         .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
         .target(name: "Registry", dependencies: [
             "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
         ]),
         .executableTarget(name: "hubctl", dependencies: [
-            "Registry", "Transformer", "Checkpoint", "HubCore",
+            "Registry", "Evaluator", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "HubBenchmarks", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],

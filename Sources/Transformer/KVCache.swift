@@ -20,4 +20,11 @@ public final class KVCache: @unchecked Sendable {
     func advance(by count: Int) { length += count }
 
     public func reset() { length = 0 }
+
+    /// Forgets every position from `length` on, so that another continuation of the same
+    /// prefix can be run without recomputing the prefix.
+    public func truncate(to length: Int) {
+        precondition(length >= 0 && length <= self.length, "cannot truncate a cache of \(self.length) positions to \(length)")
+        self.length = length
+    }
 }

@@ -68,6 +68,36 @@ public struct SequenceScorer: Sendable {
         return results
     }
 
+    /// log p(continuation | context) for each continuation, summed over its tokens. The
+    /// context runs once; each continuation then runs from the KV cache, which is cut back to
+    /// the context before the next.
+    public func continuationLogLikelihoods(context: [Int], continuations: [[Int]]) throws -> [[Double]] {
+        guard !context.isEmpty, continuations.allSatisfy({ !$0.isEmpty }) else { throw RuntimeError.emptyInput }
+        let longest = continuations.map(\.count).max() ?? 0
+        let cache = model.makeCache(capacity: context.count + longest)
+        let head = model.weights.head
+        let width = model.config.finalWidth
+        let first = model.logits(try model.forward(context, cache: cache, outputRows: 1), rows: 1)
+        let firstNormalizer = Kernels.logSumExp(first.pointer, count: head.rows)
+        var results: [[Double]] = []
+        for continuation in continuations {
+            var values = [Double(first.pointer[continuation[0]]) - firstNormalizer]
+            if continuation.count > 1 {
+                let rows = continuation.count - 1
+                let hidden = try model.forward(Array(continuation.dropLast()), cache: cache, outputRows: rows)
+                let logits = FloatBuffer(count: rows * head.rows, zeroed: false)
+                Kernels.linear(hidden.pointer, rows: rows, ldx: width, head, logits.pointer, ldy: head.rows)
+                for r in 0 ..< rows {
+                    let line = logits.pointer + r * head.rows
+                    values.append(Double(line[continuation[r + 1]]) - Kernels.logSumExp(line, count: head.rows))
+                }
+                cache.truncate(to: context.count)
+            }
+            results.append(values)
+        }
+        return results
+    }
+
     private func logProbabilities(_ hidden: FloatBuffer, firstRow: Int, sequence: [Int]) -> [Double] {
         let width = model.config.finalWidth
         let head = model.weights.head

@@ -1,0 +1,72 @@
+import Checkpoint
+import Foundation
+import HubCore
+import Transformer
+
+/// Runs a suite on one model and returns its metrics record.
+public struct Evaluation {
+    public let suite: EvaluationSuite
+    /// The directory holding BIG-bench's task files (`gem/xsum/task.json`, ...).
+    public let bigbench: URL
+
+    public init(suite: EvaluationSuite, bigbench: URL) {
+        self.suite = suite
+        self.bigbench = bigbench
+    }
+
+    /// Loads every input before measuring anything, so that a missing task file or an empty
+    /// corpus fails fast with its own error instead of after minutes of scoring.
+    public func run(model: LlamaModel, tokenizer: BPETokenizer, label: String, bytesOnDisk: Int,
+                    progress: (String) -> Void = { _ in }) throws -> MetricsRecord {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let corpusFile = bigbench.appendingPathComponent("gem/xsum/task.json")
+        let documents = try XSumCorpus.articles(in: corpusFile, range: suite.lossDocuments)
+        let tasks = try suite.tasks.map { try BigBenchTask(name: $0.name, file: bigbench.appendingPathComponent($0.path), limit: $0.limit) }
+
+        progress("held-out loss on \(documents.count) xsum articles")
+        let lossEvaluator = HeldOutLoss(context: suite.context)
+        let loss = try lossEvaluator.evaluate(model: model, tokenizer: tokenizer, documents: documents)
+        var results: [MultipleChoiceAccuracy.Result] = []
+        for task in tasks {
+            progress("\(task.name): \(task.examples.count) examples")
+            results.append(try MultipleChoiceAccuracy.evaluate(model: model, tokenizer: tokenizer, task: task))
+        }
+        var latency: LatencyProbe.Result?
+        if let probe = suite.latency {
+            progress("latency")
+            latency = try probe.measure(model: model)
+        }
+        let weights = model.weights
+        var total = 0, embedding = weights.embedding.rows * weights.embedding.columns
+        total += embedding
+        for block in weights.blocks {
+            for matrix in [block.q, block.k, block.v, block.o, block.attentionShortcut, block.gate, block.up, block.down, block.mlpShortcut] {
+                total += matrix.map { $0.rows * $0.columns } ?? 0
+            }
+            if block.inputNorm != nil { total += block.shape.inputWidth }
+            if block.postAttentionNorm != nil { total += block.shape.attentionOutputWidth }
+        }
+        total += model.config.finalWidth
+        if !model.config.tieWordEmbeddings {
+            total += weights.head.rows * weights.head.columns
+            embedding += weights.head.rows * weights.head.columns
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let formatter = ISO8601DateFormatter()
+        return MetricsRecord(
+            model: label, suite: suite.name, createdAt: formatter.string(from: Date()), codeVersion: "hubctl \(HubVersion.current)",
+            hardware: .current(), parameters: .init(total: total, embedding: embedding, nonEmbedding: total - embedding),
+            bytesOnDisk: bytesOnDisk,
+            loss: .init(corpus: "bigbench gem/xsum articles \(suite.lossDocuments.lowerBound)..<\(suite.lossDocuments.upperBound)",
+                        documents: loss.documents, windows: loss.windows, tokens: loss.tokens, context: suite.context,
+                        crossEntropy: loss.crossEntropy, perplexity: loss.perplexity),
+            tasks: results, latency: latency, peakRSSBytes: Self.peakResidentBytes(), seconds: seconds)
+    }
+
+    static func peakResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kilobytes * 1024
+    }
+}
