@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "HubCoreTests", dependencies: ["HubCore", "HubTestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore", "HubTestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport"]),
+        .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Checkpoint", "HubCore", "HubTestSupport"]),
     ]

@@ -1,11 +1,11 @@
 import Foundation
 
-/// A BIG-bench JSON multiple-choice task, formatted for zero-shot scoring the way BIG-bench's
-/// own JSON task runner does: `task_prefix + example_input_prefix + input` (plus the choices,
-/// each after `choice_prefix`, when `append_choices_to_input`), then `example_output_prefix`;
-/// each choice is a continuation of that context. The runner's defaults apply where the task
-/// is silent ("\nQ: ", "\nA: ", "\n  choice: ", choices appended). Choices are listed in
-/// sorted order, not randomly permuted, so that every run scores the same text.
+/// A BIG-bench JSON multiple-choice task, formatted for zero-shot scoring with the task's own
+/// prefixes: `task_prefix + example_input_prefix + input + example_output_prefix`, each
+/// choice a continuation of that context; BIG-bench's defaults apply where the task is silent
+/// ("\nQ: ", "\nA: "). The choices are not listed in the prompt unless `listChoices` is set
+/// (then as BIG-bench's runner does, sorted, each after `choice_prefix`): small models score
+/// continuations far better than they read option lists, so listing them mostly adds noise.
 public struct BigBenchTask: Sendable {
     public struct Example: Sendable {
         public let context: String
@@ -17,7 +17,7 @@ public struct BigBenchTask: Sendable {
     public let name: String
     public let examples: [Example]
 
-    public init(name: String, file: URL, limit: Int? = nil) throws {
+    public init(name: String, file: URL, limit: Int? = nil, listChoices: Bool = false) throws {
         self.name = name
         guard FileManager.default.fileExists(atPath: file.path) else { throw EvaluatorError.missingFile(file.path) }
         guard let root = try? JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any] else {
@@ -30,7 +30,7 @@ public struct BigBenchTask: Sendable {
         let inputPrefix = root["example_input_prefix"] as? String ?? "\nQ: "
         let outputPrefix = root["example_output_prefix"] as? String ?? "\nA: "
         let choicePrefix = root["choice_prefix"] as? String ?? "\n  choice: "
-        let appendChoices = root["append_choices_to_input"] as? Bool ?? true
+        let appendChoices = listChoices && (root["append_choices_to_input"] as? Bool ?? true)
 
         var examples: [Example] = []
         for (index, raw) in rawExamples.enumerated() {

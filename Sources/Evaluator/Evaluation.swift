@@ -20,12 +20,14 @@ public struct Evaluation {
                     progress: (String) -> Void = { _ in }) throws -> MetricsRecord {
         let start = DispatchTime.now().uptimeNanoseconds
         let corpusFile = bigbench.appendingPathComponent("gem/xsum/task.json")
-        let documents = try XSumCorpus.articles(in: corpusFile, range: suite.lossDocuments)
+        let documents = suite.measuresLoss ? try XSumCorpus.articles(in: corpusFile, range: suite.lossDocuments) : []
         let tasks = try suite.tasks.map { try BigBenchTask(name: $0.name, file: bigbench.appendingPathComponent($0.path), limit: $0.limit) }
 
-        progress("held-out loss on \(documents.count) xsum articles")
-        let lossEvaluator = HeldOutLoss(context: suite.context)
-        let loss = try lossEvaluator.evaluate(model: model, tokenizer: tokenizer, documents: documents)
+        var loss: HeldOutLoss.Result?
+        if suite.measuresLoss {
+            progress("held-out loss on \(documents.count) xsum articles")
+            loss = try HeldOutLoss(context: suite.context).evaluate(model: model, tokenizer: tokenizer, documents: documents)
+        }
         var results: [MultipleChoiceAccuracy.Result] = []
         for task in tasks {
             progress("\(task.name): \(task.examples.count) examples")
@@ -57,9 +59,11 @@ public struct Evaluation {
             model: label, suite: suite.name, createdAt: formatter.string(from: Date()), codeVersion: "hubctl \(HubVersion.current)",
             hardware: .current(), parameters: .init(total: total, embedding: embedding, nonEmbedding: total - embedding),
             bytesOnDisk: bytesOnDisk,
-            loss: .init(corpus: "bigbench gem/xsum articles \(suite.lossDocuments.lowerBound)..<\(suite.lossDocuments.upperBound)",
-                        documents: loss.documents, windows: loss.windows, tokens: loss.tokens, context: suite.context,
-                        crossEntropy: loss.crossEntropy, perplexity: loss.perplexity),
+            loss: loss.map { loss in
+                .init(corpus: "bigbench gem/xsum articles \(suite.lossDocuments.lowerBound)..<\(suite.lossDocuments.upperBound)",
+                      documents: loss.documents, windows: loss.windows, tokens: loss.tokens, context: suite.context,
+                      crossEntropy: loss.crossEntropy, perplexity: loss.perplexity)
+            },
             tasks: results, latency: latency, peakRSSBytes: Self.peakResidentBytes(), seconds: seconds)
     }
 

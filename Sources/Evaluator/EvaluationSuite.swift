@@ -22,6 +22,8 @@ public struct EvaluationSuite: Sendable {
     public var context: Int
     public var tasks: [TaskSpec]
     public var latency: LatencyProbe?
+    /// Whether to measure the held-out loss.
+    public var measuresLoss = true
 
     /// BIG-bench multiple-choice tasks the base model scores measurably above chance on
     /// (measured with the full suite; see the closing note of the Evaluator issue).
@@ -37,7 +39,7 @@ public struct EvaluationSuite: Sendable {
         "cause_and_effect": "cause_and_effect/one_sentence/task.json",
     ]
 
-    public static let defaultTasks = ["general_knowledge", "movie_recommendation", "social_iqa", "goal_inference"]
+    public static let defaultTasks = ["general_knowledge", "movie_recommendation", "goal_inference", "step_inference"]
 
     public static func named(_ name: String, tasks: [String]? = nil) throws -> EvaluationSuite {
         let chosen = tasks ?? defaultTasks

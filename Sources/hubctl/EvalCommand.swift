@@ -14,9 +14,10 @@ struct Eval: ParsableCommand {
         p50/p95 after a warm-up. Every record carries the hardware profile it was measured on.
 
         Tasks (BIG-bench JSON, scored zero-shot; acc = highest summed log-likelihood, acc_norm =
-        highest per byte): general_knowledge, movie_recommendation, social_iqa, goal_inference by
-        default; also epistemic_reasoning, step_inference, winowhy, physical_intuition,
-        cause_and_effect.
+        highest per byte; choices are scored as continuations, not listed in the prompt):
+        general_knowledge, movie_recommendation, goal_inference, step_inference by default (the
+        base model is clearly above chance on them); also social_iqa, epistemic_reasoning,
+        winowhy, physical_intuition, cause_and_effect.
 
         Examples:
           hubctl eval smollm2/SmolLM2-135M-Instruct
@@ -29,6 +30,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Comma-separated task names (default: the four default tasks).") var tasks: String?
     @Option(help: "Examples per task, overriding the suite's.") var limit: Int?
     @Flag(help: "Skip the latency probes.") var noLatency = false
+    @Flag(help: "Skip the held-out loss.") var noLoss = false
     @Option(help: "BLAS threads (default: all cores).") var threads: Int?
     @Option(help: "Directory of BIG-bench task files (default: $HUB_CACHE/bigbench).") var bigbench: String?
     @Flag(help: "Print the metrics record as JSON (schemas/metrics.schema.json).") var json = false
@@ -39,6 +41,7 @@ struct Eval: ParsableCommand {
         var chosen = try EvaluationSuite.named(suite, tasks: tasks.map { $0.split(separator: ",").map(String.init) })
         if let limit { chosen.tasks = chosen.tasks.map { .init(name: $0.name, path: $0.path, limit: limit) } }
         if noLatency { chosen.latency = nil }
+        if noLoss { chosen.measuresLoss = false }
         let files = try ModelLocator.locate(model, data: data)
         let (runtime, tokenizer) = try ModelLocator.load(files)
         let bytes = [files.config, files.weights, files.tokenizer].compactMap {
