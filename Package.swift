@@ -42,7 +42,7 @@ let package = Package(
             "Registry", "Evaluator", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "HubBenchmarks", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
+        .executableTarget(name: "HubBenchmarks", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                           path: "Sources/HubBenchmarks"),
 
         // Shared by the test targets: locating the installed assets and fixtures, temporary

@@ -57,20 +57,13 @@ public struct Evaluation {
         let formatter = ISO8601DateFormatter()
         return MetricsRecord(
             model: label, suite: suite.name, createdAt: formatter.string(from: Date()), codeVersion: "hubctl \(HubVersion.current)",
-            hardware: .current(), parameters: .init(total: total, embedding: embedding, nonEmbedding: total - embedding),
+            hardware: .current(), parameters: ParameterCount(total: total, embedding: embedding),
             bytesOnDisk: bytesOnDisk,
             loss: loss.map { loss in
                 .init(corpus: "bigbench gem/xsum articles \(suite.lossDocuments.lowerBound)..<\(suite.lossDocuments.upperBound)",
                       documents: loss.documents, windows: loss.windows, tokens: loss.tokens, context: suite.context,
                       crossEntropy: loss.crossEntropy, perplexity: loss.perplexity)
             },
-            tasks: results, latency: latency, peakRSSBytes: Self.peakResidentBytes(), seconds: seconds)
-    }
-
-    static func peakResidentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kilobytes * 1024
+            tasks: results, latency: latency, peakRSSBytes: ProcessMemory.peakResidentBytes(), seconds: seconds)
     }
 }

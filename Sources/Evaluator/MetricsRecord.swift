@@ -18,21 +18,13 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Parameters: Codable, Sendable, Equatable {
-        public let total: Int
-        public let embedding: Int
-        public let nonEmbedding: Int
-
-        enum CodingKeys: String, CodingKey { case total, embedding, nonEmbedding = "non_embedding" }
-    }
-
     public var schemaVersion = 1
     public let model: String
     public let suite: String
     public let createdAt: String
     public let codeVersion: String
     public let hardware: HardwareProfile
-    public let parameters: Parameters
+    public let parameters: ParameterCount
     public let bytesOnDisk: Int
     public let loss: Loss?
     public let tasks: [MultipleChoiceAccuracy.Result]

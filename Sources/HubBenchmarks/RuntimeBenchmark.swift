@@ -1,5 +1,6 @@
 import COpenBLAS
 import Checkpoint
+import Evaluator
 import Foundation
 import Transformer
 
@@ -25,7 +26,7 @@ enum RuntimeBenchmark {
         }
         _ = try decodeRate()
         let cacheBytes = model.makeCache(capacity: prompt.count + newTokens).byteCount
-        let peakRSS = peakResidentBytes()
+        let peakRSS = ProcessMemory.peakResidentBytes()
 
         // 2. Rounds that measure each figure right after its baseline, so that the machine's
         //    drift (shared cores) cancels out of the ratios; medians over the rounds.

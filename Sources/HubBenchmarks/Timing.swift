@@ -20,11 +20,3 @@ func fastest(_ repetitions: Int, _ body: () throws -> Void) rethrows -> Double {
     for _ in 0 ..< repetitions { best = min(best, try time(1, body)) }
     return best
 }
-
-/// Peak resident set size of this process so far (VmHWM), in bytes.
-func peakResidentBytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-    return kilobytes * 1024
-}

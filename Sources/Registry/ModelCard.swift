@@ -1,17 +1,10 @@
+import Evaluator
 import Foundation
 import HubCore
 
 /// What the registry says about one model revision: identity, shape, size, files, origin
 /// and lineage. Its JSON form is `schemas/model-card.schema.json`.
 public struct ModelCard: Sendable, Codable, Equatable {
-    public struct Parameters: Sendable, Codable, Equatable {
-        public let total: Int
-        public let embedding: Int
-        public let nonEmbedding: Int
-
-        enum CodingKeys: String, CodingKey { case total, embedding, nonEmbedding = "non_embedding" }
-    }
-
     public struct Shape: Sendable, Codable, Equatable {
         public let layers: Int
         public let hiddenSize: Int
@@ -44,7 +37,7 @@ public struct ModelCard: Sendable, Codable, Equatable {
     public let createdAt: String
     public let kind: VariantRecord.Kind
     public let architecture: String
-    public let parameters: Parameters
+    public let parameters: ParameterCount
     public let bytes: Int
     public let shape: Shape?
     public let files: [RevisionFile]
@@ -84,8 +77,7 @@ public struct ModelCard: Sendable, Codable, Equatable {
         createdAt = revision.createdAt
         kind = variant.kind
         architecture = variant.architecture
-        parameters = Parameters(total: variant.parameters, embedding: variant.embeddingParameters,
-                                nonEmbedding: variant.parameters - variant.embeddingParameters)
+        parameters = ParameterCount(total: variant.parameters, embedding: variant.embeddingParameters)
         bytes = variant.bytes
         self.files = files
         source = try variant.sourceJSON.map { try JSONValue(json: $0) }
