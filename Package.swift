@@ -39,7 +39,7 @@ let package = Package(
             "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
         ]),
         .executableTarget(name: "hubctl", dependencies: [
-            "Registry", "Evaluator", "Transformer", "Checkpoint", "HubCore",
+            "Registry", "Compressor", "Evaluator", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "HubBenchmarks", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],

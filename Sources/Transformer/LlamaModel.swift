@@ -63,7 +63,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// Independent sequences packed into one pass (each starts at position 0, none sees the
     /// others): the batched path for scoring. Returns final hidden states for every token,
     /// sequences back to back.
-    public func forwardPacked(_ sequences: [[Int]]) throws -> FloatBuffer {
+    public func forwardPacked(_ sequences: [[Int]], observer: ForwardObserver? = nil) throws -> FloatBuffer {
         var segments: [Segment] = []
         var start = 0
         for sequence in sequences {
@@ -75,7 +75,7 @@ public final class LlamaModel: @unchecked Sendable {
             start += sequence.count
         }
         let tokens = sequences.flatMap { $0 }
-        let hidden = try run(segments: segments, tokens: tokens, cache: nil)
+        let hidden = try run(segments: segments, tokens: tokens, cache: nil, observer: observer)
         let width = config.finalWidth
         let output = FloatBuffer(count: tokens.count * width, zeroed: false)
         Kernels.rmsNorm(hidden.pointer, rows: tokens.count, width: width, weight: weights.finalNorm, epsilon: epsilon, into: output.pointer)
@@ -90,7 +90,7 @@ public final class LlamaModel: @unchecked Sendable {
         let position: Int
     }
 
-    private func run(segments: [Segment], tokens: [Int], cache: KVCache?) throws -> FloatBuffer {
+    private func run(segments: [Segment], tokens: [Int], cache: KVCache?, observer: ForwardObserver? = nil) throws -> FloatBuffer {
         let rows = tokens.count
         let maxWidth = config.layerShapes.reduce(config.embeddingWidth) { max($0, $1.inputWidth, $1.attentionOutputWidth, $1.outputWidth) }
         var x = FloatBuffer(count: rows * maxWidth, zeroed: false)
@@ -118,10 +118,12 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (layer, block) in weights.blocks.enumerated() {
             let shape = block.shape
+            observer?.blockInput(layer: layer, hidden: x.pointer, rows: rows, width: shape.inputWidth)
             if let q = block.q, let k = block.k, let v = block.v, let o = block.o, let norm = block.inputNorm {
                 Kernels.rmsNorm(x.pointer, rows: rows, width: shape.inputWidth, weight: norm, epsilon: epsilon, into: normed.pointer)
                 let attended = attention(normed.pointer, rows: rows, block: block, q: q, k: k, v: v, layer: layer,
                                          segments: segments, cache: cache, workspace: workspace)
+                observer?.attentionOutput(layer: layer, values: attended.pointer, rows: rows, width: o.columns)
                 // residual' = shortcut(residual) + o_proj(attention)
                 if let shortcut = block.attentionShortcut {
                     Kernels.linear(x.pointer, rows: rows, ldx: shape.inputWidth, shortcut, next.pointer, ldy: shape.attentionOutputWidth)
@@ -144,6 +146,7 @@ public final class LlamaModel: @unchecked Sendable {
                 Parallel.rows(rows, cost: rows * inner) { r in
                     Kernels.swiglu(gated.pointer + r * inner, upped.pointer + r * inner, count: inner)
                 }
+                observer?.mlpActivation(layer: layer, values: gated.pointer, rows: rows, width: inner)
                 if let shortcut = block.mlpShortcut {
                     Kernels.linear(x.pointer, rows: rows, ldx: width, shortcut, next.pointer, ldy: shape.outputWidth)
                     Kernels.linear(gated.pointer, rows: rows, ldx: inner, down, next.pointer, ldy: shape.outputWidth, accumulate: true)
@@ -155,6 +158,7 @@ public final class LlamaModel: @unchecked Sendable {
                 Kernels.linear(x.pointer, rows: rows, ldx: width, shortcut, next.pointer, ldy: shape.outputWidth)
                 swap(&x, &next)
             }
+            observer?.blockOutput(layer: layer, hidden: x.pointer, rows: rows, width: shape.outputWidth)
         }
         return x
     }

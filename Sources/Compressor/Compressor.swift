@@ -1,0 +1,83 @@
+import Checkpoint
+import Foundation
+import HubCore
+import Transformer
+
+/// Compresses a checkpoint to a requested ratio with one method, and writes the variant with
+/// its recipe. The ratio is exact to within the method's granularity (±0.5 points at most);
+/// a ratio the method cannot reach is refused before anything is written.
+public struct Compressor {
+    public static let tolerance = 0.005
+
+    public let method: any CompressionMethod
+
+    public init(method: any CompressionMethod) {
+        self.method = method
+    }
+
+    public func compress(config: URL, weights: URL, companions: [String: URL], ratio: Double, calibration: CalibrationData?,
+                         output: URL, seed: UInt64 = 0, progress: (String) -> Void = { _ in }) throws -> CompressionRecipe {
+        let requested = try CompressionRatio(requested: ratio)
+        if method.needsCalibration, calibration == nil { throw CompressionError.calibrationMissing(method: method.name) }
+        if FileManager.default.fileExists(atPath: output.path) { throw AtomicWriteError.destinationExists(output.path) }
+        progress("loading")
+        var checkpoint = try EditableCheckpoint(config: config, weights: weights, companions: companions)
+        let base = checkpoint.parameterCount
+        let embedding = checkpoint.embeddingParameterCount
+        let target = Int((Double(base) * (1 - requested.value)).rounded())
+        // Width and depth methods keep the embedding and head; the final norm stays too.
+        let floor = base - checkpoint.layers.indices.reduce(0) { $0 + checkpoint.blockParameterCount($1) }
+        guard target >= floor - Int(Self.tolerance * Double(base)) else {
+            throw CompressionError.ratioUnreachable(requested: requested.value, maximum: 1 - Double(floor) / Double(base),
+                                                    reason: "it keeps the embedding and head (\(embedding) parameters) and removes at most every block")
+        }
+
+        var statistics: ActivationStatisticsSnapshot?
+        if method.needsCalibration, let calibration {
+            progress("calibrating on \(calibration.tokenCount) tokens")
+            statistics = try Self.statistics(config: config, weights: weights, calibration: calibration)
+        }
+        progress("compressing with \(method.name)")
+        let details = try method.compress(&checkpoint, removing: base - target, statistics: statistics)
+        let variant = checkpoint.parameterCount
+        let achieved = CompressionRatio(variantParameters: variant, baseParameters: base).value
+        guard abs(achieved - requested.value) <= Self.tolerance else {
+            throw CompressionError.ratioUnreachable(requested: requested.value, maximum: achieved,
+                                                    reason: String(format: "the method's granularity left it at %.4f", achieved))
+        }
+        let recipe = CompressionRecipe(
+            method: method.name, requestedRatio: requested.value, achievedRatio: achieved,
+            achievedNonEmbeddingRatio: 1 - Double(variant - embedding) / Double(base - embedding),
+            baseParameters: base, variantParameters: variant, baseCheckpointSHA256: checkpoint.baseDigest,
+            calibration: calibration.map { .init(source: $0.source, sha256: $0.sha256, tokens: $0.tokenCount) },
+            seed: seed, codeVersion: "hubctl \(HubVersion.current)", createdAt: ISO8601DateFormatter().string(from: Date()),
+            details: .object(details))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        progress("writing \(output.lastPathComponent)")
+        try checkpoint.write(to: output, recipe: encoder.encode(recipe))
+        return recipe
+    }
+
+    /// Runs the calibration sequences through the base model and averages what the methods score by.
+    static func statistics(config: URL, weights: URL, calibration: CalibrationData) throws -> ActivationStatisticsSnapshot {
+        let model = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: config), safetensors: SafetensorsFile(path: weights.path)))
+        let observer = ActivationStatistics(layers: model.config.layerShapes)
+        var batch: [[Int]] = [], tokens = 0
+        for sequence in calibration.sequences {
+            batch.append(sequence)
+            tokens += sequence.count
+            if tokens >= 1024 {
+                _ = try model.forwardPacked(batch, observer: observer)
+                batch = []
+                tokens = 0
+            }
+        }
+        if !batch.isEmpty { _ = try model.forwardPacked(batch, observer: observer) }
+        let n = Double(max(observer.tokens, 1))
+        return ActivationStatisticsSnapshot(
+            channelRMS: observer.channelSquares.map { $0.map { ($0 / n).squareRoot() } },
+            headRMS: observer.headSquares.map { $0.map { ($0 / n).squareRoot() } },
+            blockInfluence: observer.influence.map { $0 / n }, tokens: observer.tokens)
+    }
+}

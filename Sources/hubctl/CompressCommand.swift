@@ -1,0 +1,73 @@
+import ArgumentParser
+import Checkpoint
+import Compressor
+import Evaluator
+import Foundation
+import Transformer
+
+struct Compress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compress a model to a ratio with one structured method.",
+        discussion: """
+        The ratio is r = 1 − params(variant) / params(base) over all parameters; the recipe
+        (recipe.json in the output) also states it over non-embedding parameters, with the
+        calibration text's sha256 and token count, the base checkpoint's sha256 and the code
+        version. The output directory appears complete or not at all.
+
+        Methods:
+          weight-prune  calibration-free: SwiGLU channels and KV groups of lowest weight norms
+          width-prune   Wanda-sp / FLAP style: channels and KV groups of lowest activation-weighted score
+          depth-prune   ShortGPT style: least influential blocks removed whole, the remainder by channels
+
+        Calibration defaults to BBC articles 0..<64 of BIG-bench gem/xsum (never used by the
+        evaluator's test split); --calibration takes a UTF-8 text file instead.
+
+        Example:
+          hubctl compress smollm2/SmolLM2-135M-Instruct --method width-prune --ratio 0.3 -o smollm2-w30
+        """
+    )
+
+    @Argument(help: "A model directory or namespace/name[@revision].") var model: String
+    @Option(help: "weight-prune, width-prune or depth-prune.") var method: String
+    @Option(help: "Compression ratio, strictly between 0 and 1.") var ratio: Double
+    @Option(help: "A UTF-8 text file of calibration text.") var calibration: String?
+    @Option(help: "Calibration tokens to use.") var calibrationTokens = 8192
+    @Option(name: .shortAndLong, help: "The directory to create.") var output: String
+    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        if let threads { BLASThreads.count = threads }
+        let chosen = try CompressionMethods.named(method)
+        _ = try CompressionRatio(requested: ratio)
+        let files = try ModelLocator.locate(model, data: data)
+        var calibrationData: CalibrationData?
+        if chosen.needsCalibration {
+            let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
+            let (text, source) = try calibrationText()
+            calibrationData = try CalibrationData(text: text, source: source, tokenizer: tokenizer, maxTokens: calibrationTokens,
+                                                  minimumTokens: min(1024, calibrationTokens))
+        }
+        var companions: [String: URL] = ["tokenizer.json": files.tokenizer]
+        if let config = files.tokenizerConfig { companions["tokenizer_config.json"] = config }
+        let recipe = try Compressor(method: chosen).compress(
+            config: files.config, weights: files.weights, companions: companions, ratio: ratio, calibration: calibrationData,
+            output: URL(fileURLWithPath: output)) { Output.progress("… \($0)") }
+        print(String(format: "wrote %@: %@ at r = %.4f (requested %.2f), non-embedding r = %.4f, %d → %d parameters",
+                     output, recipe.method, recipe.achievedRatio, recipe.requestedRatio, recipe.achievedNonEmbeddingRatio,
+                     recipe.baseParameters, recipe.variantParameters))
+    }
+
+    func calibrationText() throws -> (String, String) {
+        if let calibration {
+            guard let text = try? String(contentsOfFile: calibration, encoding: .utf8) else {
+                throw ValidationFailure("cannot read \(calibration) as UTF-8 text")
+            }
+            return (text, URL(fileURLWithPath: calibration).lastPathComponent)
+        }
+        let cache = ProcessInfo.processInfo.environment["HUB_CACHE"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/compression-hub")
+        let articles = try XSumCorpus.articles(in: cache.appendingPathComponent("bigbench/gem/xsum/task.json"), range: 0 ..< 64)
+        return (articles.joined(separator: "\n\n"), "bigbench gem/xsum articles 0..<64")
+    }
+}
