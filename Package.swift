@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore", "HubTestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
-        .testTarget(name: "CompressorTests", dependencies: ["Compressor"]),
+        .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Checkpoint", "HubCore", "HubTestSupport"]),
     ]
 )

@@ -49,7 +49,8 @@ public struct Compressor {
             method: method.name, requestedRatio: requested.value, achievedRatio: achieved,
             achievedNonEmbeddingRatio: 1 - Double(variant - embedding) / Double(base - embedding),
             baseParameters: base, variantParameters: variant, baseCheckpointSHA256: checkpoint.baseDigest,
-            calibration: calibration.map { .init(source: $0.source, sha256: $0.sha256, tokens: $0.tokenCount) },
+            // Only calibration the method read belongs in its lineage.
+            calibration: method.needsCalibration ? calibration.map { .init(source: $0.source, sha256: $0.sha256, tokens: $0.tokenCount) } : nil,
             seed: seed, codeVersion: "hubctl \(HubVersion.current)", createdAt: ISO8601DateFormatter().string(from: Date()),
             details: .object(details))
         let encoder = JSONEncoder()

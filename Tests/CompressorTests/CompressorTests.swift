@@ -1,0 +1,84 @@
+import Checkpoint
+import Foundation
+import HubCore
+import HubTestSupport
+import Testing
+import Transformer
+@testable import Compressor
+
+@Suite("Compressing to a ratio", .serialized)
+struct CompressorTests {
+    static func files() throws -> (config: URL, weights: URL, companions: [String: URL]) {
+        let directory = try ConvertedModel.directory()
+        return (directory.appendingPathComponent("config.json"), directory.appendingPathComponent("model.safetensors"),
+                ["tokenizer.json": directory.appendingPathComponent("tokenizer.json")])
+    }
+
+    static func calibration() throws -> CalibrationData {
+        let directory = try ConvertedModel.directory()
+        let tokenizer = try BPETokenizer(huggingFaceJSON: directory.appendingPathComponent("tokenizer.json"))
+        let task = try JSONSerialization.jsonObject(with: Data(contentsOf: Assets.bigbench("gem/xsum/task.json"))) as! [String: Any]
+        let text = (task["examples"] as! [[String: Any]])[0 ..< 8].compactMap { $0["input"] as? String }.joined(separator: "\n\n")
+        return try CalibrationData(text: text, source: "xsum 0..<8", tokenizer: tokenizer, maxTokens: 1024, minimumTokens: 512)
+    }
+
+    @Test("every method hits the requested ratio within half a point, and the variant runs", arguments: ["weight-prune", "width-prune", "depth-prune"])
+    func hitsRatio(method: String) throws {
+        let (config, weights, companions) = try Self.files()
+        let directory = try TemporaryDirectory()
+        let output = directory.path("variant")
+        let recipe = try Compressor(method: CompressionMethods.named(method)).compress(
+            config: config, weights: weights, companions: companions, ratio: 0.2, calibration: Self.calibration(), output: output)
+        #expect(abs(recipe.achievedRatio - 0.2) <= 0.005)
+        #expect(recipe.baseParameters == 134_515_008)
+        #expect(recipe.method == method)
+        #expect(recipe.baseCheckpointSHA256 == (try SHA256Digest.ofFile(at: weights)))
+        #expect((recipe.calibration != nil) == (method != "weight-prune"))
+        #expect(recipe.achievedNonEmbeddingRatio > recipe.achievedRatio)
+
+        let model = try LlamaModel(directory: output)
+        let counted = try SafetensorsFile(path: output.appendingPathComponent("model.safetensors").path).entries.reduce(0) { $0 + $1.elementCount }
+        #expect(counted == recipe.variantParameters)
+        let result = try model.generate(prompt: [504, 3575, 282], options: GenerationOptions(maxNewTokens: 4))
+        #expect(result.tokens.count == 4)
+        let files = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
+        #expect(files == ["config.json", "model.safetensors", "recipe.json", "tokenizer.json"])
+        let recipeJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("recipe.json")))
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/recipe.schema.json"))
+        #expect(validator.violations(of: recipeJSON) == [])
+    }
+
+    @Test("bad requests are refused before anything is written")
+    func badRequests() throws {
+        let (config, weights, companions) = try Self.files()
+        let directory = try TemporaryDirectory()
+        let output = directory.path("variant")
+        #expect(throws: CompressionError.unknownMethod("magic", known: ["weight-prune", "width-prune", "depth-prune"])) {
+            try CompressionMethods.named("magic")
+        }
+        let method = try CompressionMethods.named("width-prune")
+        for ratio in [0.0, 1.0, -0.2, 1.3] {
+            #expect(throws: CompressionRatioError.self) {
+                try Compressor(method: method).compress(config: config, weights: weights, companions: companions, ratio: ratio,
+                                                        calibration: Self.calibration(), output: output)
+            }
+        }
+        #expect(throws: CompressionError.calibrationMissing(method: "width-prune")) {
+            try Compressor(method: method).compress(config: config, weights: weights, companions: companions, ratio: 0.3,
+                                                    calibration: nil, output: output)
+        }
+        do {
+            _ = try Compressor(method: method).compress(config: config, weights: weights, companions: companions, ratio: 0.9,
+                                                        calibration: Self.calibration(), output: output)
+            Issue.record("r = 0.9 cannot be reached without pruning the embedding")
+        } catch let error as CompressionError {
+            guard case .ratioUnreachable(_, let maximum, _) = error else { Issue.record("\(error)"); return }
+            #expect(abs(maximum - 0.789) < 0.01)
+        }
+        let tokenizer = try BPETokenizer(huggingFaceJSON: ConvertedModel.directory().appendingPathComponent("tokenizer.json"))
+        #expect(throws: CompressionError.calibrationTooShort(tokens: 3, needed: 1024)) {
+            try CalibrationData(text: "Too short.", source: "x", tokenizer: tokenizer)
+        }
+        #expect(try directory.contents().isEmpty)
+    }
+}

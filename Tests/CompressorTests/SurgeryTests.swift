@@ -1,0 +1,67 @@
+import Checkpoint
+import Foundation
+import HubTestSupport
+import Testing
+import Transformer
+@testable import Compressor
+
+/// Surgery must be exact: removing a unit that contributes nothing leaves every logit as it was.
+@Suite("Model surgery on the shipped model", .serialized)
+struct SurgeryTests {
+    static let base: Result<EditableCheckpoint, Error> = Result { try EditableCheckpoint(directory: ConvertedModel.directory()) }
+    static let prompt = [504, 3575, 282, 260, 20306, 281, 4471, 3210, 30, 378]
+
+    func logits(_ checkpoint: EditableCheckpoint, in directory: TemporaryDirectory) throws -> [Float] {
+        let url = directory.path("m-\(UUID().uuidString)")
+        try checkpoint.write(to: url, recipe: Data("{}".utf8))
+        let model = try LlamaModel(directory: url)
+        let cache = model.makeCache(capacity: Self.prompt.count)
+        return model.logits(try model.forward(Self.prompt, cache: cache, outputRows: Self.prompt.count), rows: Self.prompt.count).array
+    }
+
+    func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max()! }
+
+    @Test("a silenced SwiGLU channel, KV group and block can be removed without changing any logit")
+    func exactRemoval() throws {
+        var silenced = try Self.base.get()
+        // Channel 7 of block 3: its down_proj column is zero.
+        var down = silenced.tensors["model.layers.3.mlp.down_proj.weight"]!
+        for r in 0 ..< down.rows { down.values[r * down.columns + 7] = 0 }
+        silenced.tensors["model.layers.3.mlp.down_proj.weight"] = down
+        // KV group 1 of block 5: o_proj ignores its three query heads.
+        var o = silenced.tensors["model.layers.5.self_attn.o_proj.weight"]!
+        for r in 0 ..< o.rows { for c in 192 ..< 384 { o.values[r * o.columns + c] = 0 } }
+        silenced.tensors["model.layers.5.self_attn.o_proj.weight"] = o
+        // Block 8 writes nothing to the residual stream.
+        for name in ["self_attn.o_proj.weight", "mlp.down_proj.weight"] {
+            let key = "model.layers.8." + name
+            silenced.tensors[key]!.values = [Float](repeating: 0, count: silenced.tensors[key]!.values.count)
+        }
+
+        var pruned = silenced
+        try pruned.keepMLPChannels((0 ..< 1536).filter { $0 != 7 }, layer: 3)
+        try pruned.keepKeyValueGroups([0, 2], layer: 5)
+        try pruned.dropBlocks([8])
+        #expect(pruned.layers.count == 29)
+        #expect(pruned.layers[3].intermediateSize == 1535)
+        #expect(pruned.layers[5].attentionHeads == 6 && pruned.layers[5].keyValueHeads == 2)
+        #expect(pruned.layers[8].sourceLayer == 9)
+        #expect(pruned.parameterCount == silenced.parameterCount - 3 * 576 - 64 * 576 * 8 - silenced.blockParameterCount(8))
+
+        let directory = try TemporaryDirectory()
+        let before = try logits(silenced, in: directory), after = try logits(pruned, in: directory)
+        #expect(maxDifference(before, after) < 1e-4)
+    }
+
+    @Test("a variant with uniform blocks gets a standard config; a heterogeneous one gets hub_layers")
+    func configs() throws {
+        var uniform = try Self.base.get()
+        for layer in uniform.layers.indices { try uniform.keepMLPChannels(Array(0 ..< 1024), layer: layer) }
+        #expect(uniform.outputConfig.hubLayers == nil)
+        #expect(uniform.outputConfig.intermediateSize == 1024)
+        var mixed = uniform
+        try mixed.keepMLPChannels(Array(0 ..< 10), layer: 0)
+        #expect(mixed.outputConfig.hubLayers?.first?.intermediateSize == 10)
+        #expect(mixed.outputConfig.hubLayers?.count == 30)
+    }
+}
