@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"]),
-        .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore"]),
+        .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"]),
         .target(name: "Registry", dependencies: [
             "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
         ]),

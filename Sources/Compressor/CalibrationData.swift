@@ -1,5 +1,6 @@
 import Checkpoint
 import Transformer
+import COpenBLAS
 import Foundation
 import HubCore
 
@@ -36,8 +37,14 @@ final class ActivationStatistics: ForwardObserver {
     var tokens = 0
     private var inputs: [Int: [Float]] = [:]
     private let headDims: [Int]
+    /// Σ x̂ x̂ᵀ over every block input and the final residual, each row scaled to unit RMS
+    /// (what RMSNorm hands on); nil unless asked for. Row-major [width, width].
+    var residualCovariance: [Double]?
+    private let lastLayer: Int
 
-    init(layers: [LayerShape]) {
+    init(layers: [LayerShape], collectCovariance: Bool = false) {
+        lastLayer = layers.count - 1
+        residualCovariance = collectCovariance ? [Double](repeating: 0, count: (layers.first?.inputWidth ?? 0) * (layers.first?.inputWidth ?? 0)) : nil
         channelSquares = layers.map { [Double](repeating: 0, count: $0.intermediateSize) }
         headSquares = layers.map { [Double](repeating: 0, count: $0.attentionHeads) }
         influence = [Double](repeating: 0, count: layers.count)
@@ -47,9 +54,26 @@ final class ActivationStatistics: ForwardObserver {
     func blockInput(layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {
         inputs[layer] = Array(UnsafeBufferPointer(start: hidden, count: rows * width))
         if layer == 0 { tokens += rows }
+        accumulateCovariance(hidden, rows: rows, width: width)
+    }
+
+    private func accumulateCovariance(_ hidden: UnsafePointer<Float>, rows: Int, width: Int) {
+        guard residualCovariance != nil, residualCovariance!.count == width * width else { return }
+        var normalized = [Float](repeating: 0, count: rows * width)
+        for r in 0 ..< rows {
+            var sum: Float = 0
+            for c in 0 ..< width { sum += hidden[r * width + c] * hidden[r * width + c] }
+            let scale = 1 / max((sum / Float(width)).squareRoot(), 1e-12)
+            for c in 0 ..< width { normalized[r * width + c] = hidden[r * width + c] * scale }
+        }
+        var product = [Float](repeating: 0, count: width * width)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(width), Int32(width), Int32(rows), 1,
+                    normalized, Int32(width), normalized, Int32(width), 0, &product, Int32(width))
+        for i in 0 ..< width * width { residualCovariance![i] += Double(product[i]) }
     }
 
     func blockOutput(layer: Int, hidden: UnsafePointer<Float>, rows: Int, width: Int) {
+        if layer == lastLayer { accumulateCovariance(hidden, rows: rows, width: width) }
         guard let input = inputs.removeValue(forKey: layer), input.count == rows * width else { return }
         for r in 0 ..< rows {
             var dot = 0.0, a = 0.0, b = 0.0

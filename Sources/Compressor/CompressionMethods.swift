@@ -7,6 +7,10 @@ import HubCore
 public protocol CompressionMethod: Sendable {
     var name: String { get }
     var needsCalibration: Bool { get }
+    /// Whether the calibration pass must collect the residual stream's covariance.
+    var needsResidualCovariance: Bool { get }
+    /// Whether the method narrows the embedding too (so it is not bound by the embedding's size).
+    var slicesEmbedding: Bool { get }
     /// Removes at least `parameters` parameters (to within the method's granularity).
     func compress(_ checkpoint: inout EditableCheckpoint, removing parameters: Int, statistics: ActivationStatisticsSnapshot?) throws -> [String: JSONValue]
 }
@@ -20,10 +24,17 @@ public struct ActivationStatisticsSnapshot: Sendable {
     /// ShortGPT's block influence, mean 1 − cos(input, output), per block.
     public let blockInfluence: [Double]
     public let tokens: Int
+    /// Covariance of the RMS-normalized residual stream, row-major [width, width]; when asked for.
+    public let residualCovariance: [Double]?
+}
+
+extension CompressionMethod {
+    public var needsResidualCovariance: Bool { false }
+    public var slicesEmbedding: Bool { false }
 }
 
 public enum CompressionMethods {
-    public static let all: [any CompressionMethod] = [WeightOnlyWidthPruning(), CalibratedWidthPruning(), BlockInfluencePruning()]
+    public static let all: [any CompressionMethod] = [SliceGPTSlicing(), WeightOnlyWidthPruning(), CalibratedWidthPruning(), BlockInfluencePruning()]
 
     public static func named(_ name: String) throws -> any CompressionMethod {
         guard let method = all.first(where: { $0.name == name }) else {

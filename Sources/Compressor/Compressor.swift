@@ -27,7 +27,7 @@ public struct Compressor {
         let target = Int((Double(base) * (1 - requested.value)).rounded())
         // Width and depth methods keep the embedding and head; the final norm stays too.
         let floor = base - checkpoint.layers.indices.reduce(0) { $0 + checkpoint.blockParameterCount($1) }
-        guard target >= floor - Int(Self.tolerance * Double(base)) else {
+        guard method.slicesEmbedding || target >= floor - Int(Self.tolerance * Double(base)) else {
             throw CompressionError.ratioUnreachable(requested: requested.value, maximum: 1 - Double(floor) / Double(base),
                                                     reason: "it keeps the embedding and head (\(embedding) parameters) and removes at most every block")
         }
@@ -35,7 +35,8 @@ public struct Compressor {
         var statistics: ActivationStatisticsSnapshot?
         if method.needsCalibration, let calibration {
             progress("calibrating on \(calibration.tokenCount) tokens")
-            statistics = try Self.statistics(config: config, weights: weights, calibration: calibration)
+            statistics = try Self.statistics(config: config, weights: weights, calibration: calibration,
+                                             covariance: method.needsResidualCovariance)
         }
         progress("compressing with \(method.name)")
         let details = try method.compress(&checkpoint, removing: base - target, statistics: statistics)
@@ -61,9 +62,9 @@ public struct Compressor {
     }
 
     /// Runs the calibration sequences through the base model and averages what the methods score by.
-    static func statistics(config: URL, weights: URL, calibration: CalibrationData) throws -> ActivationStatisticsSnapshot {
+    static func statistics(config: URL, weights: URL, calibration: CalibrationData, covariance: Bool = false) throws -> ActivationStatisticsSnapshot {
         let model = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: config), safetensors: SafetensorsFile(path: weights.path)))
-        let observer = ActivationStatistics(layers: model.config.layerShapes)
+        let observer = ActivationStatistics(layers: model.config.layerShapes, collectCovariance: covariance)
         var batch: [[Int]] = [], tokens = 0
         for sequence in calibration.sequences {
             batch.append(sequence)
@@ -79,6 +80,7 @@ public struct Compressor {
         return ActivationStatisticsSnapshot(
             channelRMS: observer.channelSquares.map { $0.map { ($0 / n).squareRoot() } },
             headRMS: observer.headSquares.map { $0.map { ($0 / n).squareRoot() } },
-            blockInfluence: observer.influence.map { $0 / n }, tokens: observer.tokens)
+            blockInfluence: observer.influence.map { $0 / n }, tokens: observer.tokens,
+            residualCovariance: observer.residualCovariance)
     }
 }

@@ -153,17 +153,19 @@ public struct EditableCheckpoint: Sendable {
         var out = config
         out.numHiddenLayers = layers.count
         let first = layers.first
+        let width = first?.inputWidth
         let uniform = layers.allSatisfy {
             $0.attentionHeads == first?.attentionHeads && $0.keyValueHeads == first?.keyValueHeads && $0.headDim == first?.headDim
-                && $0.intermediateSize == first?.intermediateSize && $0.inputWidth == config.hiddenSize
-                && $0.outputWidth == config.hiddenSize && $0.attentionOutputWidth == config.hiddenSize
+                && $0.intermediateSize == first?.intermediateSize && $0.inputWidth == width
+                && $0.outputWidth == width && $0.attentionOutputWidth == width
                 && !$0.attentionShortcut && !$0.mlpShortcut && $0.attentionHeads > 0 && $0.intermediateSize > 0
         }
         if uniform, let first {
+            out.hiddenSize = first.inputWidth
             out.intermediateSize = first.intermediateSize
             out.numAttentionHeads = first.attentionHeads
             out.numKeyValueHeads = first.keyValueHeads
-            out.headDim = first.headDim == config.hiddenSize / first.attentionHeads ? nil : first.headDim
+            out.headDim = first.headDim * first.attentionHeads == first.inputWidth ? nil : first.headDim
             out.hubLayers = nil
         } else {
             out.hubLayers = layers

@@ -15,6 +15,8 @@ struct Compress: ParsableCommand {
         version. The output directory appears complete or not at all.
 
         Methods:
+          slicegpt      SliceGPT style: norms folded, residual stream rotated into its principal
+                        components on calibration text, least-used directions deleted (embedding too)
           weight-prune  calibration-free: SwiGLU channels and KV groups of lowest weight norms
           width-prune   Wanda-sp / FLAP style: channels and KV groups of lowest activation-weighted score
           depth-prune   ShortGPT style: least influential blocks removed whole, the remainder by channels
@@ -28,7 +30,7 @@ struct Compress: ParsableCommand {
     )
 
     @Argument(help: "A model directory or namespace/name[@revision].") var model: String
-    @Option(help: "weight-prune, width-prune or depth-prune.") var method: String
+    @Option(help: "slicegpt, weight-prune, width-prune or depth-prune.") var method: String
     @Option(help: "Compression ratio, strictly between 0 and 1.") var ratio: Double
     @Option(help: "A UTF-8 text file of calibration text.") var calibration: String?
     @Option(help: "Calibration tokens to use.") var calibrationTokens = 8192

@@ -22,7 +22,7 @@ struct CompressorTests {
         return try CalibrationData(text: text, source: "xsum 0..<8", tokenizer: tokenizer, maxTokens: 1024, minimumTokens: 512)
     }
 
-    @Test("every method hits the requested ratio within half a point, and the variant runs", arguments: ["weight-prune", "width-prune", "depth-prune"])
+    @Test("every method hits the requested ratio within half a point, and the variant runs", arguments: ["slicegpt", "weight-prune", "width-prune", "depth-prune"])
     func hitsRatio(method: String) throws {
         let (config, weights, companions) = try Self.files()
         let directory = try TemporaryDirectory()
@@ -34,7 +34,7 @@ struct CompressorTests {
         #expect(recipe.method == method)
         #expect(recipe.baseCheckpointSHA256 == (try SHA256Digest.ofFile(at: weights)))
         #expect((recipe.calibration != nil) == (method != "weight-prune"))
-        #expect(recipe.achievedNonEmbeddingRatio > recipe.achievedRatio)
+        if method != "slicegpt" { #expect(recipe.achievedNonEmbeddingRatio > recipe.achievedRatio) }
 
         let model = try LlamaModel(directory: output)
         let counted = try SafetensorsFile(path: output.appendingPathComponent("model.safetensors").path).entries.reduce(0) { $0 + $1.elementCount }
@@ -53,7 +53,7 @@ struct CompressorTests {
         let (config, weights, companions) = try Self.files()
         let directory = try TemporaryDirectory()
         let output = directory.path("variant")
-        #expect(throws: CompressionError.unknownMethod("magic", known: ["weight-prune", "width-prune", "depth-prune"])) {
+        #expect(throws: CompressionError.unknownMethod("magic", known: ["slicegpt", "weight-prune", "width-prune", "depth-prune"])) {
             try CompressionMethods.named("magic")
         }
         let method = try CompressionMethods.named("width-prune")

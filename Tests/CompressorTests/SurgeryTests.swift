@@ -65,3 +65,38 @@ struct SurgeryTests {
         #expect(mixed.outputConfig.hubLayers?.count == 30)
     }
 }
+
+@Suite("Slicing invariance", .serialized)
+struct SlicingInvarianceTests {
+    @Test("rotating the residual stream with no deletion gives the base model's logits within 1e-4 relative")
+    func rotationWithoutDeletion() throws {
+        let directory = try ConvertedModel.directory()
+        let calibration = try CompressorTests.calibration()
+        let statistics = try Compressor.statistics(config: directory.appendingPathComponent("config.json"),
+                                                   weights: directory.appendingPathComponent("model.safetensors"),
+                                                   calibration: calibration, covariance: true)
+        var rotated = try SurgeryTests.base.get()
+        let kept = try SliceGPTSlicing.slice(&rotated, to: 576, covariance: try #require(statistics.residualCovariance))
+        #expect(abs(kept - 1) < 1e-9)
+        #expect(rotated.tensors["lm_head.weight"] != nil && !rotated.config.tieWordEmbeddings)
+
+        let scratch = try TemporaryDirectory()
+        let base = try SurgeryTests().logits(try SurgeryTests.base.get(), in: scratch)
+        let after = try SurgeryTests().logits(rotated, in: scratch)
+        let scale = base.map(abs).max()!
+        let worst = zip(base, after).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-4 * scale, "max |Δlogit| \(worst) against max |logit| \(scale)")
+    }
+
+    @Test("slicing keeps the principal directions: more width, more of the calibration variance")
+    func varianceGrowsWithWidth() throws {
+        let directory = try ConvertedModel.directory()
+        let statistics = try Compressor.statistics(config: directory.appendingPathComponent("config.json"),
+                                                   weights: directory.appendingPathComponent("model.safetensors"),
+                                                   calibration: try CompressorTests.calibration(), covariance: true)
+        let covariance = try #require(statistics.residualCovariance)
+        let fractions = try [64, 256, 448].map { try SliceGPTSlicing.principalBasis(covariance, dimension: 576, keep: $0).1 }
+        #expect(fractions[0] < fractions[1] && fractions[1] < fractions[2] && fractions[2] < 1)
+        #expect(fractions[0] > 64.0 / 576, "principal components hold more than their share of the variance")
+    }
+}
