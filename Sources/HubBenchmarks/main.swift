@@ -4,6 +4,7 @@ import Foundation
 // the same run.
 //
 //   swift run -c release HubBenchmarks [load|runtime|all] [--threads N] [--gguf PATH]
+//   swift run -c release HubBenchmarks variants --base DIR VARIANT_DIR...
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String) -> String? {
@@ -14,13 +15,23 @@ let cache = ProcessInfo.processInfo.environment["HUB_CACHE"].map { URL(fileURLWi
     ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/compression-hub")
 let gguf = option("--gguf") ?? cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 let threads = option("--threads").flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
-let which = arguments.first { ["load", "runtime", "all"].contains($0) } ?? "all"
+let which = arguments.first { ["load", "runtime", "variants", "all"].contains($0) } ?? "all"
 
 do {
+    if which == "variants" {
+        guard let base = option("--base") else { throw BenchmarkUsage("variants needs --base DIR") }
+        let variants = arguments.dropFirst().filter { $0 != "--base" && $0 != base && $0 != "--threads" && Int($0) == nil }
+        try VariantBenchmark.run(base: base, variants: Array(variants), threads: threads)
+    }
     if which == "runtime" || which == "all" { try RuntimeBenchmark.run(gguf: gguf, threads: threads) }
     if which == "all" { print("") }
     if which == "load" || which == "all" { try LoadBenchmark.run(path: gguf) }
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)
+}
+
+struct BenchmarkUsage: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
