@@ -16,7 +16,8 @@ public struct Compressor {
     }
 
     public func compress(config: URL, weights: URL, companions: [String: URL], ratio: Double, calibration: CalibrationData?,
-                         output: URL, seed: UInt64 = 0, progress: (String) -> Void = { _ in }) throws -> CompressionRecipe {
+                         output: URL, seed: UInt64 = 0, progress: (String) -> Void = { _ in },
+                         calibrationProgress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> CompressionRecipe {
         let requested = try CompressionRatio(requested: ratio)
         if method.needsCalibration, calibration == nil { throw CompressionError.calibrationMissing(method: method.name) }
         if FileManager.default.fileExists(atPath: output.path) { throw AtomicWriteError.destinationExists(output.path) }
@@ -36,7 +37,7 @@ public struct Compressor {
         if method.needsCalibration, let calibration {
             progress("calibrating on \(calibration.tokenCount) tokens")
             statistics = try Self.statistics(config: config, weights: weights, calibration: calibration,
-                                             covariance: method.needsResidualCovariance)
+                                             covariance: method.needsResidualCovariance, progress: calibrationProgress)
         }
         progress("compressing with \(method.name)")
         let details = try method.compress(&checkpoint, removing: base - target, statistics: statistics)
@@ -48,7 +49,8 @@ public struct Compressor {
         }
         let recipe = CompressionRecipe(
             method: method.name, requestedRatio: requested.value, achievedRatio: achieved,
-            achievedNonEmbeddingRatio: 1 - Double(variant - embedding) / Double(base - embedding),
+            // Each model's own embedding and head: slicing narrows them, and unties the head.
+            achievedNonEmbeddingRatio: 1 - Double(variant - checkpoint.embeddingParameterCount) / Double(base - embedding),
             baseParameters: base, variantParameters: variant, baseCheckpointSHA256: checkpoint.baseDigest,
             // Only calibration the method read belongs in its lineage.
             calibration: method.needsCalibration ? calibration.map { .init(source: $0.source, sha256: $0.sha256, tokens: $0.tokenCount) } : nil,
@@ -62,20 +64,26 @@ public struct Compressor {
     }
 
     /// Runs the calibration sequences through the base model and averages what the methods score by.
-    static func statistics(config: URL, weights: URL, calibration: CalibrationData, covariance: Bool = false) throws -> ActivationStatisticsSnapshot {
+    static func statistics(config: URL, weights: URL, calibration: CalibrationData, covariance: Bool = false,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> ActivationStatisticsSnapshot {
         let model = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: config), safetensors: SafetensorsFile(path: weights.path)))
         let observer = ActivationStatistics(layers: model.config.layerShapes, collectCovariance: covariance)
-        var batch: [[Int]] = [], tokens = 0
+        var batch: [[Int]] = [], tokens = 0, done = 0
         for sequence in calibration.sequences {
             batch.append(sequence)
             tokens += sequence.count
             if tokens >= 1024 {
                 _ = try model.forwardPacked(batch, observer: observer)
+                done += tokens
+                progress(done, calibration.tokenCount)
                 batch = []
                 tokens = 0
             }
         }
-        if !batch.isEmpty { _ = try model.forwardPacked(batch, observer: observer) }
+        if !batch.isEmpty {
+            _ = try model.forwardPacked(batch, observer: observer)
+            progress(calibration.tokenCount, calibration.tokenCount)
+        }
         let n = Double(max(observer.tokens, 1))
         return ActivationStatisticsSnapshot(
             channelRMS: observer.channelSquares.map { $0.map { ($0 / n).squareRoot() } },

@@ -62,6 +62,9 @@ public struct EditableCheckpoint: Sendable {
 
     public init(config configURL: URL, weights weightsURL: URL, companions: [String: URL]) throws {
         config = try LlamaConfig.load(from: configURL)
+        guard config.modelType == "llama" else {
+            throw CompressionError.unsupportedModel("architecture '\(config.modelType)' (\(configURL.path)); supported: llama")
+        }
         let file = try SafetensorsFile(path: weightsURL.path)
         var tensors: [String: Tensor] = [:]
         for entry in file.entries { tensors[entry.name] = Tensor(shape: entry.shape, values: try file.floats(entry.name)) }

@@ -54,7 +54,8 @@ struct Compress: ParsableCommand {
         if let config = files.tokenizerConfig { companions["tokenizer_config.json"] = config }
         let recipe = try Compressor(method: chosen).compress(
             config: files.config, weights: files.weights, companions: companions, ratio: ratio, calibration: calibrationData,
-            output: URL(fileURLWithPath: output)) { Output.progress("… \($0)") }
+            output: URL(fileURLWithPath: output), progress: { Output.progress("… \($0)") },
+            calibrationProgress: { Output.bar("calibration tokens", done: $0, total: $1) })
         print(String(format: "wrote %@: %@ at r = %.4f (requested %.2f), non-embedding r = %.4f, %d → %d parameters",
                      output, recipe.method, recipe.achievedRatio, recipe.requestedRatio, recipe.achievedNonEmbeddingRatio,
                      recipe.baseParameters, recipe.variantParameters))

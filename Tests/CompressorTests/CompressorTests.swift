@@ -34,6 +34,7 @@ struct CompressorTests {
         #expect(recipe.method == method)
         #expect(recipe.baseCheckpointSHA256 == (try SHA256Digest.ofFile(at: weights)))
         #expect((recipe.calibration != nil) == (method != "weight-prune"))
+        #expect(recipe.achievedNonEmbeddingRatio > 0 && recipe.achievedNonEmbeddingRatio < 1)
         if method != "slicegpt" { #expect(recipe.achievedNonEmbeddingRatio > recipe.achievedRatio) }
 
         let model = try LlamaModel(directory: output)
@@ -79,6 +80,24 @@ struct CompressorTests {
         #expect(throws: CompressionError.calibrationTooShort(tokens: 3, needed: 1024)) {
             try CalibrationData(text: "Too short.", source: "x", tokenizer: tokenizer)
         }
+        #expect(throws: CompressionError.calibrationTooShort(tokens: 0, needed: 1024)) {
+            try CalibrationData(text: "", source: "x", tokenizer: tokenizer)
+        }
         #expect(try directory.contents().isEmpty)
+    }
+
+    @Test("an architecture other than llama is refused, and nothing is written")
+    func unsupportedArchitecture() throws {
+        let (config, weights, companions) = try Self.files()
+        let directory = try TemporaryDirectory()
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as! [String: Any]
+        json["model_type"] = "gemma3"
+        let otherConfig = directory.path("config.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: otherConfig)
+        #expect(throws: CompressionError.self) {
+            try Compressor(method: WeightOnlyWidthPruning()).compress(config: otherConfig, weights: weights, companions: companions,
+                                                                      ratio: 0.3, calibration: nil, output: directory.path("out"))
+        }
+        #expect(try directory.contents() == ["config.json"])
     }
 }
