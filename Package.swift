@@ -29,12 +29,14 @@ let package = Package(
 
         .target(name: "HubCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Checkpoint", dependencies: ["HubCore"]),
-        // The numerical kernels are compiled optimized even in debug builds: unoptimized SIMD
-        // code is two orders of magnitude slower, which would make the tests crawl.
+        // The numerical modules are compiled optimized even in debug builds: unoptimized SIMD
+        // code and weight surgery loops are one to two orders of magnitude slower, which would
+        // make the tests crawl.
         .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"]),
-        .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"]),
+        .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Registry", dependencies: [
             "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
         ]),
