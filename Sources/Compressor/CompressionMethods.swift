@@ -84,9 +84,7 @@ public struct WeightOnlyWidthPruning: CompressionMethod {
     public func compress(_ c: inout EditableCheckpoint, removing parameters: Int, statistics: ActivationStatisticsSnapshot?) throws -> [String: JSONValue] {
         let channels = try c.layers.indices.map { try WeightScores.channels(c, layer: $0) }
         let groups = try c.layers.indices.map { try WeightScores.groups(c, layer: $0) }
-        let plan = WidthPlan(layers: c.layers, channelScores: channels, groupScores: groups, parametersToRemove: parameters, pruneHeads: true)
-        try plan.apply(to: &c)
-        return WidthPlan.details(c)
+        return try WidthPlan.prune(&c, channelScores: channels, groupScores: groups, removing: parameters, pruneHeads: true)
     }
 }
 
@@ -110,9 +108,7 @@ public struct CalibratedWidthPruning: CompressionMethod {
             }
             groups.append(try WeightScores.groups(c, layer: layer, headScale: statistics.headRMS[layer]))
         }
-        let plan = WidthPlan(layers: c.layers, channelScores: channels, groupScores: groups, parametersToRemove: parameters, pruneHeads: true)
-        try plan.apply(to: &c)
-        return WidthPlan.details(c)
+        return try WidthPlan.prune(&c, channelScores: channels, groupScores: groups, removing: parameters, pruneHeads: true)
     }
 }
 
@@ -140,9 +136,7 @@ public struct BlockInfluencePruning: CompressionMethod {
         let remaining = parameters - (before - c.parameterCount)
         if remaining > 0 {
             let channels = try c.layers.indices.map { try WeightScores.channels(c, layer: $0) }
-            let plan = WidthPlan(layers: c.layers, channelScores: channels, groupScores: c.layers.map { _ in [] },
-                                 parametersToRemove: remaining, pruneHeads: false)
-            try plan.apply(to: &c)
+            _ = try WidthPlan.prune(&c, channelScores: channels, groupScores: c.layers.map { _ in [] }, removing: remaining, pruneHeads: false)
         }
         var details = WidthPlan.details(c)
         details["dropped_blocks"] = .array(dropped.sorted().map { .number(Double(sources[$0] ?? $0)) })
@@ -152,6 +146,15 @@ public struct BlockInfluencePruning: CompressionMethod {
 }
 
 extension WidthPlan {
+    /// Plans the cut from the scores, applies it, and describes the result for the recipe.
+    static func prune(_ c: inout EditableCheckpoint, channelScores: [[Double]], groupScores: [[Double]], removing parameters: Int,
+                      pruneHeads: Bool) throws -> [String: JSONValue] {
+        let plan = WidthPlan(layers: c.layers, channelScores: channelScores, groupScores: groupScores,
+                             parametersToRemove: parameters, pruneHeads: pruneHeads)
+        try plan.apply(to: &c)
+        return details(c)
+    }
+
     /// What a width method left in every block, for the recipe.
     static func details(_ c: EditableCheckpoint) -> [String: JSONValue] {
         ["blocks": .array(c.layers.map { shape in
