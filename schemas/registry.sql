@@ -14,6 +14,16 @@ CREATE TABLE lineage_edges (
     created_at          TEXT NOT NULL
 );
 
+CREATE TABLE metrics (
+    id            INTEGER PRIMARY KEY,
+    revision_id   TEXT NOT NULL REFERENCES variants(revision_id),
+    suite         TEXT NOT NULL,
+    cpu_model     TEXT NOT NULL,
+    blas_threads  INTEGER NOT NULL CHECK (blas_threads > 0),
+    record_json   TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+
 CREATE TABLE refs (
     repository_id  INTEGER NOT NULL REFERENCES repositories(id),
     name           TEXT NOT NULL,
@@ -59,5 +69,7 @@ CREATE TABLE variants (
     config_json           TEXT NOT NULL,
     source_json           TEXT
 );
+
+CREATE INDEX metrics_by_revision ON metrics(revision_id, suite, created_at);
 
 CREATE INDEX revisions_by_repository ON revisions(repository_id, created_at);

@@ -78,6 +78,8 @@ enum WeightScores {
 /// query heads) of lowest weight-only score, ranked across all blocks. The minimum the
 /// PruneNet line of work asks for — importance from the weights alone — not its learned policy.
 public struct WeightOnlyWidthPruning: CompressionMethod {
+    public init() {}
+
     public let name = "weight-prune"
     public let needsCalibration = false
 
@@ -92,6 +94,8 @@ public struct WeightOnlyWidthPruning: CompressionMethod {
 /// RMS(activation_i) · ‖down_:,i‖ and a KV group Σ over its heads of RMS(head output) · ‖o_:,h‖,
 /// both measured on calibration text; lowest-scored units go first, across all blocks.
 public struct CalibratedWidthPruning: CompressionMethod {
+    public init() {}
+
     public let name = "width-prune"
     public let needsCalibration = true
 
@@ -118,6 +122,8 @@ public struct CalibratedWidthPruning: CompressionMethod {
 /// exactly is finished by weight-only SwiGLU channel pruning in the remaining blocks; the
 /// recipe records both.
 public struct BlockInfluencePruning: CompressionMethod {
+    public init() {}
+
     public let name = "depth-prune"
     public let needsCalibration = true
 

@@ -33,6 +33,7 @@ public final class HubRegistry: @unchecked Sendable {
 
     /// Stores every regular file of `directory` as blobs and commits them as one revision.
     public func commitDirectory(_ directory: URL, to repository: RepositoryName, message: String, author: String,
+                                lineage: (parentRevisionID: String, recipeJSON: String)? = nil,
                                 variant: (([RevisionFile]) throws -> VariantRecord)? = nil) throws -> Revision {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { !$0.hasPrefix(".") }.sorted()
         var files: [RevisionFile] = []
@@ -44,6 +45,7 @@ public final class HubRegistry: @unchecked Sendable {
         _ = try store.createRepository(repository, isPrivate: false)
         var new = NewRevision(repository: repository, message: message, author: author, files: files)
         new.variant = try variant?(files)
+        new.lineage = lineage
         return try store.commit(new)
     }
 
@@ -56,6 +58,6 @@ public final class HubRegistry: @unchecked Sendable {
             throw RegistryError.notAModel(repository, revision: resolved.id)
         }
         return try ModelCard(revision: resolved, variant: variant, files: store.files(of: resolved.id),
-                             lineage: store.lineage(of: resolved.id))
+                             lineage: store.lineage(of: resolved.id), metrics: store.metrics(of: resolved.id))
     }
 }

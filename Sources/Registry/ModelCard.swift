@@ -22,6 +22,28 @@ public struct ModelCard: Sendable, Codable, Equatable {
         }
     }
 
+    /// One recorded evaluation, summarized (the full record stays in the registry).
+    public struct MetricsSummary: Sendable, Codable, Equatable {
+        public let suite: String
+        public let createdAt: String
+        public let cpuModel: String
+        public let blasThreads: Int
+        public let crossEntropy: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case suite, createdAt = "created_at", cpuModel = "cpu_model", blasThreads = "blas_threads", crossEntropy = "cross_entropy"
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(suite, forKey: .suite)
+            try c.encode(createdAt, forKey: .createdAt)
+            try c.encode(cpuModel, forKey: .cpuModel)
+            try c.encode(blasThreads, forKey: .blasThreads)
+            try c.encode(crossEntropy, forKey: .crossEntropy)
+        }
+    }
+
     public struct Lineage: Sendable, Codable, Equatable {
         public let parentRevision: String
         public let recipe: JSONValue
@@ -43,10 +65,11 @@ public struct ModelCard: Sendable, Codable, Equatable {
     public let files: [RevisionFile]
     public let source: JSONValue?
     public let lineage: Lineage?
+    public let metrics: [MetricsSummary]
 
     enum CodingKeys: String, CodingKey {
         case repository, revision, parentRevision = "parent_revision", message, author, createdAt = "created_at", kind
-        case architecture, parameters, bytes, shape, files, source, lineage
+        case architecture, parameters, bytes, shape, files, source, lineage, metrics
     }
 
     /// Absent values are written as `null`, never omitted, so every card has the same keys.
@@ -66,9 +89,10 @@ public struct ModelCard: Sendable, Codable, Equatable {
         try c.encode(files, forKey: .files)
         try c.encode(source, forKey: .source)
         try c.encode(lineage, forKey: .lineage)
+        try c.encode(metrics, forKey: .metrics)
     }
 
-    init(revision: Revision, variant: VariantRecord, files: [RevisionFile], lineage: LineageEdge?) throws {
+    init(revision: Revision, variant: VariantRecord, files: [RevisionFile], lineage: LineageEdge?, metrics: [StoredMetrics]) throws {
         repository = revision.repository.description
         self.revision = revision.id
         parentRevision = revision.parentID
@@ -82,6 +106,13 @@ public struct ModelCard: Sendable, Codable, Equatable {
         self.files = files
         source = try variant.sourceJSON.map { try JSONValue(json: $0) }
         self.lineage = try lineage.map { Lineage(parentRevision: $0.parentRevisionID, recipe: try JSONValue(json: $0.recipeJSON)) }
+        self.metrics = try metrics.map { stored in
+            let record = try JSONValue(json: stored.recordJSON)
+            var loss: Double?
+            if case .number(let value)? = record["loss"]?["cross_entropy"] { loss = value }
+            return MetricsSummary(suite: stored.suite, createdAt: stored.createdAt, cpuModel: stored.cpuModel,
+                                  blasThreads: stored.blasThreads, crossEntropy: loss)
+        }
         if let config = try? JSONDecoder().decode(ConfigShape.self, from: Data(variant.configJSON.utf8)) {
             shape = Shape(layers: config.num_hidden_layers, hiddenSize: config.hidden_size, intermediateSize: config.intermediate_size,
                           attentionHeads: config.num_attention_heads,

@@ -66,6 +66,26 @@ public struct LineageEdge: Sendable, Equatable, Codable {
     public let createdAt: String
 }
 
+/// One evaluation of one variant, as the registry keeps it.
+public struct StoredMetrics: Sendable, Equatable {
+    public let revisionID: String
+    public let suite: String
+    public let cpuModel: String
+    public let blasThreads: Int
+    /// The Evaluator's metrics record, verbatim.
+    public let recordJSON: String
+    public let createdAt: String
+
+    public init(revisionID: String, suite: String, cpuModel: String, blasThreads: Int, recordJSON: String, createdAt: String) {
+        self.revisionID = revisionID
+        self.suite = suite
+        self.cpuModel = cpuModel
+        self.blasThreads = blasThreads
+        self.recordJSON = recordJSON
+        self.createdAt = createdAt
+    }
+}
+
 /// Everything a new revision needs; the store writes all of it in one transaction.
 public struct NewRevision: Sendable {
     public var repository: RepositoryName

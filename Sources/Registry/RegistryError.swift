@@ -9,6 +9,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
     case emptyRevision(RepositoryName)
     case notAModel(RepositoryName, revision: String)
     case dataDirectory(path: String, reason: String)
+    case variantNotFound(revision: String)
+    case lineageMismatch(parent: String, expected: String, found: String)
+    case invalidVariant(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +24,10 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
         case .emptyRevision(let name): "a revision of '\(name)' needs at least one file"
         case .notAModel(let name, let revision): "revision \(revision) of '\(name)' is not registered as a model variant"
         case .dataDirectory(let path, let reason): "data directory \(path): \(reason)"
+        case .variantNotFound(let revision): "revision \(revision) is not a registered model variant"
+        case .lineageMismatch(let parent, let expected, let found):
+            "the recipe says the variant was made from a checkpoint with sha256 \(found), but \(parent)'s model.safetensors has \(expected)"
+        case .invalidVariant(let path, let reason): "\(path): \(reason)"
         }
     }
 }

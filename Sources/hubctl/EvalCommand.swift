@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluator
 import Foundation
+import HubCore
 import Transformer
 
 struct Eval: ParsableCommand {
@@ -34,6 +35,7 @@ struct Eval: ParsableCommand {
     @Option(help: "BLAS threads (default: all cores).") var threads: Int?
     @Option(help: "Directory of BIG-bench task files (default: $HUB_CACHE/bigbench).") var bigbench: String?
     @Flag(help: "Print the metrics record as JSON (schemas/metrics.schema.json).") var json = false
+    @Flag(help: "Store the record in the registry beside the model (a registry model only).") var record = false
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
@@ -50,9 +52,17 @@ struct Eval: ParsableCommand {
         let cache = ProcessInfo.processInfo.environment["HUB_CACHE"].map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/compression-hub")
         let directory = bigbench.map { URL(fileURLWithPath: $0) } ?? cache.appendingPathComponent("bigbench")
-        let record = try Evaluation(suite: chosen, bigbench: directory).run(
+        let result = try Evaluation(suite: chosen, bigbench: directory).run(
             model: runtime, tokenizer: tokenizer, label: files.label, bytesOnDisk: bytes) { Output.progress("… \($0)") }
-        print(json ? try Output.json(record) : MetricsRenderer.text(record))
+        if self.record {
+            let parts = model.split(separator: "@", maxSplits: 1).map(String.init)
+            guard !FileManager.default.fileExists(atPath: model) else {
+                throw ValidationFailure("--record needs a registry model (namespace/name[@revision]), not a directory")
+            }
+            let revision = try data.open().recordMetrics(result, for: RepositoryName(parts[0]), revision: parts.count > 1 ? parts[1] : "main")
+            Output.progress("recorded the \(result.suite) metrics of revision \(revision)")
+        }
+        print(json ? try Output.json(result) : MetricsRenderer.text(result))
     }
 }
 

@@ -117,9 +117,16 @@ enum CardRenderer {
             lines.append("             sha256 \(digest)")
         }
         if let lineage = card.lineage {
-            lines.append("lineage      from \(lineage.parentRevision)")
+            let method = lineage.recipe["method"]?.stringValue ?? "?"
+            var ratio = ""
+            if case .number(let r)? = lineage.recipe["achieved_ratio"] { ratio = String(format: " at r = %.4f", r) }
+            lines.append("lineage      \(method)\(ratio) from revision \(lineage.parentRevision)")
         } else {
             lines.append("lineage      none (a base model)")
+        }
+        for m in card.metrics {
+            let loss = m.crossEntropy.map { String(format: "test loss %.4f", $0) } ?? "no loss"
+            lines.append("metrics      \(m.suite) suite, \(loss), \(m.cpuModel) × \(m.blasThreads) threads, \(m.createdAt)")
         }
         lines.append("files")
         for file in card.files {
@@ -145,5 +152,33 @@ struct Schema: ParsableCommand {
 
     func run() throws {
         print(try RegistryMigrations.currentSchemaSQL(), terminator: "")
+    }
+}
+
+struct Register: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register a compressed variant with its lineage.",
+        discussion: """
+        Commits a directory that hubctl compress wrote as a new revision of a repository, with a
+        lineage edge to the revision it was made from that carries its recipe. The recipe must
+        name the parent's exact weights (sha256), or nothing is registered.
+
+        Example:
+          hubctl compress smollm2/SmolLM2-135M-Instruct --method slicegpt --ratio 0.3 -o slice30
+          hubctl register slice30 smollm2/SmolLM2-135M-slice30 --parent smollm2/SmolLM2-135M-Instruct
+        """
+    )
+    @Argument(help: "The variant's directory.") var directory: String
+    @Argument(help: "The repository to commit it to, as namespace/name.") var repository: String
+    @Option(help: "The model it was made from: namespace/name[@revision].") var parent: String
+    @Option(help: "Author recorded on the revision (default: the current user).") var author: String?
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let parts = parent.split(separator: "@", maxSplits: 1).map(String.init)
+        let revision = try data.open().registerVariant(
+            directory: URL(fileURLWithPath: directory), as: RepositoryName(repository), parent: RepositoryName(parts[0]),
+            parentRevision: parts.count > 1 ? parts[1] : "main", author: author ?? NSUserName())
+        print("registered \(repository) at revision \(revision.id)")
     }
 }

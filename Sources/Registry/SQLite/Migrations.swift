@@ -61,6 +61,18 @@ public enum RegistryMigrations {
                 created_at          TEXT NOT NULL
             );
             """),
+        Migration(name: "002_metrics", sql: """
+            CREATE TABLE metrics (
+                id            INTEGER PRIMARY KEY,
+                revision_id   TEXT NOT NULL REFERENCES variants(revision_id),
+                suite         TEXT NOT NULL,
+                cpu_model     TEXT NOT NULL,
+                blas_threads  INTEGER NOT NULL CHECK (blas_threads > 0),
+                record_json   TEXT NOT NULL,
+                created_at    TEXT NOT NULL
+            );
+            CREATE INDEX metrics_by_revision ON metrics(revision_id, suite, created_at);
+            """),
     ]
 
     /// Applies the migrations `database` has not seen; returns the names applied.

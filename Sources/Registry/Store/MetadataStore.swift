@@ -17,6 +17,11 @@ public protocol MetadataStore: Sendable {
     func files(of revisionID: String) throws -> [RevisionFile]
     func variant(of revisionID: String) throws -> VariantRecord?
     func lineage(of revisionID: String) throws -> LineageEdge?
+    /// Stores one evaluation of a variant (`schemas/metrics.schema.json`), with the fields it is
+    /// looked up by (suite, machine) beside it.
+    func recordMetrics(_ metrics: StoredMetrics) throws
+    /// Every evaluation of a variant, oldest first.
+    func metrics(of revisionID: String) throws -> [StoredMetrics]
     /// Variants whose source record carries this sha256 (re-imports are recognised by it).
     func variants(withSourceSHA256 digest: SHA256Digest, in repository: RepositoryName) throws -> [Revision]
 }

@@ -110,6 +110,24 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         }
     }
 
+    public func recordMetrics(_ m: StoredMetrics) throws {
+        try database.transaction {
+            guard try database.query("SELECT 1 FROM variants WHERE revision_id = ?", [.text(m.revisionID)]).first != nil else {
+                throw RegistryError.variantNotFound(revision: m.revisionID)
+            }
+            try database.query("""
+                INSERT INTO metrics (revision_id, suite, cpu_model, blas_threads, record_json, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, [.text(m.revisionID), .text(m.suite), .text(m.cpuModel), .int(m.blasThreads), .text(m.recordJSON), .text(m.createdAt)])
+        }
+    }
+
+    public func metrics(of revisionID: String) throws -> [StoredMetrics] {
+        try database.query("SELECT * FROM metrics WHERE revision_id = ? ORDER BY created_at, id", [.text(revisionID)]).map { row in
+            StoredMetrics(revisionID: row.text("revision_id")!, suite: row.text("suite")!, cpuModel: row.text("cpu_model")!,
+                          blasThreads: row.int("blas_threads")!, recordJSON: row.text("record_json")!, createdAt: row.text("created_at")!)
+        }
+    }
+
     public func variants(withSourceSHA256 digest: SHA256Digest, in name: RepositoryName) throws -> [Revision] {
         guard let repository = try repository(name) else { return [] }
         return try database.query("""

@@ -1,0 +1,85 @@
+import Checkpoint
+import Compressor
+import Evaluator
+import Foundation
+import HubCore
+import HubTestSupport
+@testable import Registry
+import Testing
+
+@Suite("Compressed variants, lineage and metrics in the registry", .serialized)
+struct LineageTests {
+    @Test("a variant registers with a lineage edge carrying its recipe; lineage that does not check out is refused")
+    func registerVariant() throws {
+        let directory = try TemporaryDirectory()
+        let registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let baseName = try RepositoryName("smollm2/base")
+        let base = try BaseModelImporter(registry: registry).importGGUF(at: Assets.modelGGUF(), as: baseName, author: "test").revision
+
+        let model = try ConvertedModel.directory()
+        let variantDirectory = directory.path("variant")
+        let recipe = try Compressor(method: WeightOnlyWidthPruning()).compress(
+            config: model.appendingPathComponent("config.json"), weights: model.appendingPathComponent("model.safetensors"),
+            companions: ["tokenizer.json": model.appendingPathComponent("tokenizer.json")], ratio: 0.1, calibration: nil,
+            output: variantDirectory)
+
+        let variantName = try RepositoryName("smollm2/variant")
+        let revision = try registry.registerVariant(directory: variantDirectory, as: variantName, parent: baseName, author: "test")
+        let card = try registry.card(variantName)
+        #expect(card.kind == .compressed)
+        #expect(card.lineage?.parentRevision == base.id)
+        #expect(card.lineage?.recipe["method"]?.stringValue == "weight-prune")
+        #expect(card.parameters.total == recipe.variantParameters)
+        #expect(card.revision == revision.id)
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/model-card.schema.json"))
+        #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(card))) == [])
+
+        // A recipe naming other weights than the parent's is refused, and nothing is committed.
+        var tampered = try JSONSerialization.jsonObject(with: Data(contentsOf: variantDirectory.appendingPathComponent("recipe.json"))) as! [String: Any]
+        tampered["base_checkpoint_sha256"] = String(repeating: "0", count: 64)
+        try JSONSerialization.data(withJSONObject: tampered).write(to: variantDirectory.appendingPathComponent("recipe.json"))
+        #expect(throws: RegistryError.self) {
+            try registry.registerVariant(directory: variantDirectory, as: try RepositoryName("smollm2/bad"), parent: baseName, author: "test")
+        }
+        #expect(try registry.store.repository(try RepositoryName("smollm2/bad")) == nil)
+        #expect(throws: RegistryError.revisionNotFound(repository: baseName, revision: "nope")) {
+            try registry.registerVariant(directory: variantDirectory, as: variantName, parent: baseName, parentRevision: "nope", author: "test")
+        }
+        #expect(throws: RegistryError.self) {
+            try registry.registerVariant(directory: directory.path("missing"), as: variantName, parent: baseName, author: "test")
+        }
+    }
+
+    @Test("metrics records are stored beside a variant and summarized on its card")
+    func metrics() throws {
+        let directory = try TemporaryDirectory()
+        let registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let name = try RepositoryName("team/model")
+        let source = directory.path("files")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: source.appendingPathComponent("config.json"))
+        _ = try registry.commitDirectory(source, to: name, message: "m", author: "a") { files in
+            VariantRecord(kind: .base, architecture: "llama", parameters: 10, embeddingParameters: 2, bytes: 2, configJSON: "{}", sourceJSON: nil)
+        }
+        let json = """
+        {"schema_version": 1, "model": "team/model", "suite": "smoke", "created_at": "2026-11-23T00:00:00Z", "code_version": "test",
+         "hardware": {"cpu_model": "cpu", "logical_cores": 2, "memory_bytes": 1, "blas": "OpenBLAS", "blas_threads": 2, "operating_system": "linux"},
+         "parameters": {"total": 10, "embedding": 2, "non_embedding": 8}, "bytes_on_disk": 2,
+         "loss": {"corpus": "c", "documents": 1, "windows": 1, "tokens": 5, "context": 512, "cross_entropy": 3.25, "perplexity": 25.8},
+         "tasks": [], "latency": null, "peak_rss_bytes": 0, "seconds": 1}
+        """
+        let record = try JSONDecoder().decode(MetricsRecord.self, from: Data(json.utf8))
+        _ = try registry.recordMetrics(record, for: name)
+        _ = try registry.recordMetrics(record, for: name)
+        let card = try registry.card(name)
+        #expect(card.metrics.count == 2)
+        #expect(card.metrics.first?.crossEntropy == 3.25)
+        #expect(card.metrics.first?.cpuModel == "cpu")
+        let stored = try registry.store.metrics(of: card.revision)
+        #expect(try JSONDecoder().decode(MetricsRecord.self, from: Data(stored[0].recordJSON.utf8)) == record)
+        #expect(throws: RegistryError.variantNotFound(revision: String(repeating: "a", count: 40))) {
+            try registry.store.recordMetrics(StoredMetrics(revisionID: String(repeating: "a", count: 40), suite: "smoke", cpuModel: "c",
+                                                           blasThreads: 1, recordJSON: "{}", createdAt: "now"))
+        }
+    }
+}
