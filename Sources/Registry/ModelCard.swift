@@ -14,11 +14,13 @@ public struct ModelCard: Sendable, Codable, Equatable {
         public let vocabularySize: Int
         public let contextLength: Int
         public let tiedEmbeddings: Bool
+        /// Blocks differ in shape (the `hub_layers` extension); the sizes above are then the largest.
+        public let heterogeneous: Bool
 
         enum CodingKeys: String, CodingKey {
             case layers, hiddenSize = "hidden_size", intermediateSize = "intermediate_size", attentionHeads = "attention_heads"
             case keyValueHeads = "key_value_heads", vocabularySize = "vocabulary_size", contextLength = "context_length"
-            case tiedEmbeddings = "tied_embeddings"
+            case tiedEmbeddings = "tied_embeddings", heterogeneous
         }
     }
 
@@ -114,11 +116,14 @@ public struct ModelCard: Sendable, Codable, Equatable {
                                   blasThreads: stored.blasThreads, crossEntropy: loss)
         }
         if let config = try? JSONDecoder().decode(ConfigShape.self, from: Data(variant.configJSON.utf8)) {
-            shape = Shape(layers: config.num_hidden_layers, hiddenSize: config.hidden_size, intermediateSize: config.intermediate_size,
-                          attentionHeads: config.num_attention_heads,
-                          keyValueHeads: config.num_key_value_heads ?? config.num_attention_heads,
+            let blocks = config.hub_layers ?? []
+            shape = Shape(layers: config.num_hidden_layers,
+                          hiddenSize: blocks.map(\.input_width).max() ?? config.hidden_size,
+                          intermediateSize: blocks.map(\.intermediate_size).max() ?? config.intermediate_size,
+                          attentionHeads: blocks.map(\.attention_heads).max() ?? config.num_attention_heads,
+                          keyValueHeads: blocks.map(\.key_value_heads).max() ?? config.num_key_value_heads ?? config.num_attention_heads,
                           vocabularySize: config.vocab_size, contextLength: config.max_position_embeddings ?? 0,
-                          tiedEmbeddings: config.tie_word_embeddings ?? false)
+                          tiedEmbeddings: config.tie_word_embeddings ?? false, heterogeneous: !blocks.isEmpty)
         } else {
             shape = nil
         }
@@ -134,6 +139,14 @@ public struct ModelCard: Sendable, Codable, Equatable {
         let vocab_size: Int
         let max_position_embeddings: Int?
         let tie_word_embeddings: Bool?
+        let hub_layers: [Block]?
+
+        struct Block: Decodable {
+            let input_width: Int
+            let intermediate_size: Int
+            let attention_heads: Int
+            let key_value_heads: Int
+        }
     }
 }
 

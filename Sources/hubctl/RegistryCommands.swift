@@ -107,7 +107,8 @@ enum CardRenderer {
         lines.append("parameters   \(grouped(p.total)) total = \(grouped(p.embedding)) embedding + \(grouped(p.nonEmbedding)) non-embedding")
         lines.append("size         \(Output.bytes(card.bytes)) in \(card.files.count) files")
         if let s = card.shape {
-            lines.append("shape        \(s.layers) layers, hidden \(s.hiddenSize), FFN \(s.intermediateSize), \(s.attentionHeads) heads / \(s.keyValueHeads) KV heads")
+            let upTo = s.heterogeneous ? "up to " : ""
+            lines.append("shape        \(s.layers) \(s.heterogeneous ? "heterogeneous " : "")layers, hidden \(upTo)\(s.hiddenSize), FFN \(upTo)\(s.intermediateSize), \(upTo)\(s.attentionHeads) heads / \(s.keyValueHeads) KV heads")
             lines.append("             vocabulary \(s.vocabularySize), context \(s.contextLength), \(s.tiedEmbeddings ? "tied" : "untied") embeddings")
         }
         if let source = card.source {

@@ -30,6 +30,8 @@ struct LineageTests {
         #expect(card.lineage?.parentRevision == base.id)
         #expect(card.lineage?.recipe["method"]?.stringValue == "weight-prune")
         #expect(card.parameters.total == recipe.variantParameters)
+        #expect(card.shape?.heterogeneous == true)
+        #expect(try registry.card(baseName).shape?.heterogeneous == false)
         #expect(card.revision == revision.id)
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/model-card.schema.json"))
         #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(card))) == [])
