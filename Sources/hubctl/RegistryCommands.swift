@@ -183,3 +183,29 @@ struct Register: ParsableCommand {
         print("registered \(repository) at revision \(revision.id)")
     }
 }
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the registry over HTTP with the Hugging Face Hub download protocol.",
+        discussion: """
+        Unmodified Hugging Face clients download from it:
+          HF_ENDPOINT=http://127.0.0.1:8080 python3 -c \\
+            "from huggingface_hub import snapshot_download; print(snapshot_download('smollm2/SmolLM2-135M-Instruct'))"
+
+        Serves model info (/api/models/{repo}[/revision/{rev}]), file trees
+        (/api/models/{repo}/tree/{rev}[/{path}]) and files (/{repo}/resolve/{rev}/{path}, with
+        HEAD, ETag, X-Repo-Commit and byte ranges). Writes over HTTP are not served yet.
+        """
+    )
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8080
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() async throws {
+        let registry = try data.open()
+        let application = HubServer.application(registry: registry, host: host, port: port) { port in
+            Output.progress("serving \(registry.dataDirectory.path) on http://\(host):\(port)")
+        }
+        try await application.runService()
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import HubCore
+import HubTestSupport
+@testable import Registry
+import Testing
+
+/// The registry's HTTP server against the real Hugging Face client, over loopback.
+@Suite("Hugging Face compatible read API", .serialized)
+struct HuggingFaceProtocolTests {
+    /// Runs `body` with a server on an ephemeral loopback port, then shuts it down.
+    func withServer(_ registry: HubRegistry, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let server = Task {
+            try await HubServer.application(registry: registry, port: 0) { port in continuation.yield(port) }.runService()
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { Issue.record("the server did not start"); return }
+        do { try await body(port) } catch { server.cancel(); throw error }
+        server.cancel()
+        _ = await server.result
+    }
+
+    /// Runs Python with huggingface_hub pointed at the server; returns its stdout.
+    func python(_ script: String, port: Int, cache: URL) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        var environment = ProcessInfo.processInfo.environment
+        environment["HF_ENDPOINT"] = "http://127.0.0.1:\(port)"
+        environment["HF_HUB_CACHE"] = cache.path
+        environment["HF_HUB_DISABLE_TELEMETRY"] = "1"
+        environment["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        process.environment = environment
+        let pipe = Pipe(), errors = Pipe()
+        process.standardOutput = pipe
+        process.standardError = errors
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self) + (process.terminationStatus == 0 ? "" : errorText))
+    }
+
+    @Test("snapshot_download and hf_hub_download fetch the shipped model, every file hashing identically")
+    func snapshotDownload() async throws {
+        let directory = try TemporaryDirectory()
+        let registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let name = try RepositoryName("smollm2/SmolLM2-135M-Instruct")
+        _ = try BaseModelImporter(registry: registry).importGGUF(at: Assets.modelGGUF(), as: name, author: "test")
+        let card = try registry.card(name)
+        let cache = directory.path("hf-cache")
+        try await withServer(registry) { port in
+            let script = """
+            import hashlib, json, os
+            from huggingface_hub import snapshot_download, hf_hub_download
+            from huggingface_hub.errors import RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError
+            path = snapshot_download("smollm2/SmolLM2-135M-Instruct")
+            hashes = {}
+            for name in sorted(os.listdir(path)):
+                with open(os.path.join(path, name), "rb") as handle:
+                    hashes[name] = hashlib.sha256(handle.read()).hexdigest()
+            single = hf_hub_download("smollm2/SmolLM2-135M-Instruct", "config.json", revision="\(card.revision)")
+            errors = []
+            for call in (lambda: hf_hub_download("smollm2/nope", "config.json"),
+                         lambda: hf_hub_download("smollm2/SmolLM2-135M-Instruct", "missing.bin"),
+                         lambda: hf_hub_download("smollm2/SmolLM2-135M-Instruct", "config.json", revision="v9")):
+                try:
+                    call(); errors.append(None)
+                except (RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError) as error:
+                    errors.append(type(error).__name__)
+            print(json.dumps({"snapshot": os.path.basename(path), "hashes": hashes, "single": os.path.basename(single), "errors": errors}))
+            """
+            let (status, output) = try self.python(script, port: port, cache: cache)
+            #expect(status == 0, "\(output)")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data((output.split(separator: "\n").last ?? "").utf8)) as? [String: Any])
+            #expect(result["snapshot"] as? String == card.revision)
+            let hashes = try #require(result["hashes"] as? [String: String])
+            #expect(hashes == Dictionary(uniqueKeysWithValues: card.files.map { ($0.path, $0.sha256.hex) }))
+            #expect(result["single"] as? String == "config.json")
+            #expect(result["errors"] as? [String] == ["RepositoryNotFoundError", "RemoteEntryNotFoundError", "RevisionNotFoundError"])
+        }
+    }
+
+    @Test("byte ranges are answered with 206 and exactly the bytes asked for")
+    func ranges() async throws {
+        let directory = try TemporaryDirectory()
+        let registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let content = directory.path("content")
+        try FileManager.default.createDirectory(at: content, withIntermediateDirectories: true)
+        let bytes = Data((0 ..< 100_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        try bytes.write(to: content.appendingPathComponent("weights.bin"))
+        let name = try RepositoryName("team/files")
+        let revision = try registry.commitDirectory(content, to: name, message: "m", author: "a")
+        try await withServer(registry) { port in
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/team/files/resolve/main/weights.bin")!)
+            request.setValue("bytes=1000-1999", forHTTPHeaderField: "Range")
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let http = try #require(response as? HTTPURLResponse)
+            #expect(http.statusCode == 206)
+            #expect(data == bytes[1000 ..< 2000])
+            #expect(http.value(forHTTPHeaderField: "Content-Range") == "bytes 1000-1999/100000")
+            #expect(http.value(forHTTPHeaderField: "X-Repo-Commit") == revision.id)
+            #expect(http.value(forHTTPHeaderField: "ETag") == "\"\(SHA256Digest.of(bytes).hex)\"")
+            let (whole, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/team/files/resolve/\(revision.id)/weights.bin")!)
+            #expect(whole == bytes)
+        }
+    }
+}
