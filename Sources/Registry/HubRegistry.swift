@@ -42,10 +42,10 @@ public final class HubRegistry: @unchecked Sendable {
             try store.registerBlob(digest, size: size)
             files.append(RevisionFile(path: name, sha256: digest, size: size))
         }
-        _ = try store.createRepository(repository, isPrivate: false)
         var new = NewRevision(repository: repository, message: message, author: author, files: files)
         new.variant = try variant?(files)
         new.lineage = lineage
+        new.createsRepository = .public
         return try store.commit(new)
     }
 

@@ -67,7 +67,7 @@ public struct LineageEdge: Sendable, Equatable, Codable {
 }
 
 /// One evaluation of one variant, as the registry keeps it.
-public struct StoredMetrics: Sendable, Equatable {
+public struct StoredMetrics: Sendable, Equatable, Codable {
     public let revisionID: String
     public let suite: String
     public let cpuModel: String
@@ -86,6 +86,8 @@ public struct StoredMetrics: Sendable, Equatable {
     }
 }
 
+public enum RepositoryVisibility: Sendable { case `public`, `private` }
+
 /// Everything a new revision needs; the store writes all of it in one transaction.
 public struct NewRevision: Sendable {
     public var repository: RepositoryName
@@ -95,6 +97,12 @@ public struct NewRevision: Sendable {
     public var files: [RevisionFile]
     public var variant: VariantRecord?
     public var lineage: (parentRevisionID: String, recipeJSON: String)?
+    /// When set, the commit happens only if the branch is still at this revision (optimistic
+    /// concurrency: two writers cannot both build on the same head unknowingly).
+    public var expectedParentID: String?
+    /// Whether a missing repository is created (private or public) in the same transaction
+    /// as the revision, rather than refused.
+    public var createsRepository: RepositoryVisibility?
 
     public init(repository: RepositoryName, message: String, author: String, files: [RevisionFile],
                 variant: VariantRecord? = nil, branch: String = "main") {

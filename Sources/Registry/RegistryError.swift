@@ -12,6 +12,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
     case variantNotFound(revision: String)
     case lineageMismatch(parent: String, expected: String, found: String)
     case invalidVariant(path: String, reason: String)
+    case invalidRef(String, reason: String)
+    case refExists(repository: RepositoryName, ref: String, kind: String, revision: String)
+    case staleParent(repository: RepositoryName, branch: String, expected: String, found: String?)
 
     public var description: String {
         switch self {
@@ -28,6 +31,11 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
         case .lineageMismatch(let parent, let expected, let found):
             "the recipe says the variant was made from a checkpoint with sha256 \(found), but \(parent)'s model.safetensors has \(expected)"
         case .invalidVariant(let path, let reason): "\(path): \(reason)"
+        case .invalidRef(let name, let reason): "invalid branch or tag name '\(name)': \(reason)"
+        case .refExists(let repository, let ref, let kind, let revision):
+            "\(repository) already has a \(kind) '\(ref)' (at \(revision)); tags never move"
+        case .staleParent(let repository, let branch, let expected, let found):
+            "\(repository)@\(branch) is at \(found ?? "nothing"), not at the expected parent \(expected); pull and retry"
         }
     }
 }

@@ -15,6 +15,13 @@ enum Output {
         FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
     }
 
+    /// Bytes moving: redrawn in place on a terminal, silent elsewhere (the command prints a summary).
+    static func transfer(_ label: String, done: Int, total: Int) {
+        guard isatty(STDERR_FILENO) != 0 else { return }
+        let percent = total > 0 ? 100 * done / total : 100
+        FileHandle.standardError.write(Data("\r\(label): \(bytes(done)) of \(bytes(total)) (\(percent)%)\u{1B}[K".utf8))
+    }
+
     static func json(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -34,27 +34,42 @@ struct Init: ParsableCommand {
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Import a GGUF checkpoint as a base model repository.",
+        abstract: "Import a GGUF checkpoint as a base model, or a bundle hubctl export wrote.",
         discussion: """
-        Converts the GGUF to an fp32 Hugging Face checkpoint, stores its files content-addressed,
-        and commits them as a new revision on the repository's main branch, with a variant record
-        (architecture, parameter counts, size) and the source file's sha256. Importing the same
-        file again is a no-op that prints the existing revision.
+        A GGUF file is converted to an fp32 Hugging Face checkpoint, stored content-addressed and
+        committed as a new revision with a variant record (architecture, parameter counts, size)
+        and the source file's sha256. Importing the same file again is a no-op that prints the
+        existing revision.
 
-        Example:
+        A bundle is checked entry by entry against its manifest (no absolute paths, no '..', no
+        links, sizes and sha256 as listed) before anything is committed; its lineage is restored
+        when the parent revision is in this registry, and its metrics records come along.
+
+        Examples:
           hubctl import ~/.cache/compression-hub/models/SmolLM2-135M-Instruct.Q4_1.gguf smollm2/SmolLM2-135M-Instruct
+          hubctl import smollm2.hub.tar.zst
         """
     )
-    @Argument(help: "The GGUF file.") var gguf: String
-    @Argument(help: "The repository, as namespace/name.") var repository: String
+    @Argument(help: "The GGUF file or bundle.") var file: String
+    @Argument(help: "The repository, as namespace/name (required for GGUF; for a bundle, default: the one it was exported from).")
+    var repository: String?
     @Option(help: "Author recorded on the revision (default: $USER).") var author: String?
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
-        let name = try RepositoryName(repository)
+        let url = URL(fileURLWithPath: file)
         let registry = try data.open()
+        let name = try repository.map { try RepositoryName($0) }
+        let magic = (try? FileHandle(forReadingFrom: url).read(upToCount: 4)) ?? nil
+        guard magic == Data("GGUF".utf8) else {
+            let result = try BundleImporter(registry: registry).importBundle(at: url, as: name, author: author ?? NSUserName())
+            let lineage = result.lineageRestored ? "" : " (its parent \(result.manifest.lineage?.parentRevisionID ?? "?") is not in this registry; lineage kept in the source record)"
+            print("imported \(result.revision.repository) at revision \(result.revision.id) from \(file)\(lineage)")
+            return
+        }
+        guard let name else { throw ValidationError("importing a GGUF file needs the repository to create, as namespace/name") }
         let result = try BaseModelImporter(registry: registry).importGGUF(
-            at: URL(fileURLWithPath: gguf), as: name,
+            at: url, as: name,
             author: author ?? NSUserName()
         ) { step, done, total in Output.bar(step, done: done, total: total) }
         print(result.alreadyImported
@@ -112,10 +127,18 @@ enum CardRenderer {
             lines.append("             vocabulary \(s.vocabularySize), context \(s.contextLength), \(s.tiedEmbeddings ? "tied" : "untied") embeddings")
         }
         if let source = card.source {
-            let file = source["file"]?.stringValue ?? "?"
-            let digest = source["sha256"]?.stringValue ?? "?"
-            lines.append("source       \(source["format"]?.stringValue ?? "?") file \(file)")
-            lines.append("             sha256 \(digest)")
+            let format = source["format"]?.stringValue ?? "?"
+            switch format {
+            case "mirror":
+                lines.append("source       mirror of \(source["repository"]?.stringValue ?? "?") from \(source["endpoint"]?.stringValue ?? "?")")
+                lines.append("             upstream revision \(source["revision"]?.stringValue ?? "?")")
+            case "bundle":
+                lines.append("source       bundle \(source["file"]?.stringValue ?? "?") of \(source["repository"]?.stringValue ?? "?")")
+                lines.append("             original revision \(source["revision"]?.stringValue ?? "?")")
+            default:
+                lines.append("source       \(format) file \(source["file"]?.stringValue ?? "?")")
+                lines.append("             sha256 \(source["sha256"]?.stringValue ?? "?")")
+            }
         }
         if let lineage = card.lineage {
             let method = lineage.recipe["method"]?.stringValue ?? "?"
@@ -186,24 +209,38 @@ struct Register: ParsableCommand {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the registry over HTTP with the Hugging Face Hub download protocol.",
+        abstract: "Run the registry daemon: the Hugging Face Hub download protocol plus the write API.",
         discussion: """
         Unmodified Hugging Face clients download from it:
           HF_ENDPOINT=http://127.0.0.1:8080 python3 -c \\
             "from huggingface_hub import snapshot_download; print(snapshot_download('smollm2/SmolLM2-135M-Instruct'))"
 
-        Serves model info (/api/models/{repo}[/revision/{rev}]), file trees
-        (/api/models/{repo}/tree/{rev}[/{path}]) and files (/{repo}/resolve/{rev}/{path}, with
-        HEAD, ETag, X-Repo-Commit and byte ranges). Writes over HTTP are not served yet.
+        Reads: model info (/api/models/{repo}[/revision/{rev}]), trees
+        (/api/models/{repo}/tree/{rev}[/{path}], paged with Link headers), files
+        (/{repo}/resolve/{rev}/{path}, with HEAD, ETag, X-Repo-Commit and byte ranges), cards
+        with lineage and metrics (/api/models/{repo}/card[/{rev}]) and a listing (/api/models).
+        Private repositories are visible only with a token.
+
+        Writes need 'Authorization: Bearer <token>': resumable uploads (/api/uploads), atomic
+        commits, tags and metrics records; creating tokens needs the admin scope. On its first
+        start the daemon writes an admin token to <data-dir>/admin.token (mode 0600), which
+        hubctl push on this machine uses when neither --token nor $HUB_TOKEN is given.
+
+        Uploads interrupted by a crash resume where they stopped; partial files that were never
+        committed are cleared on start.
         """
     )
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on.") var port = 8080
+    @Option(help: "Port to listen on (0 picks a free one and prints it).") var port = 8080
     @OptionGroup var data: DataDirectoryOption
 
     func run() async throws {
         let registry = try data.open()
-        let application = HubServer.application(registry: registry, host: host, port: port) { port in
+        if let tokenFile = try HubServer.prepare(registry) {
+            Output.progress("first start: created an admin token in \(tokenFile.path) (readable by you alone)")
+        }
+        let host = host
+        let application = try HubServer.application(registry: registry, host: host, port: port) { port in
             Output.progress("serving \(registry.dataDirectory.path) on http://\(host):\(port)")
         }
         try await application.runService()

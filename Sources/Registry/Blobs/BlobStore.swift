@@ -7,6 +7,9 @@ public protocol BlobStore: Sendable {
     /// Copies a file into the store, hashing it on the way; if `expected` is given and the
     /// bytes do not match, nothing is stored.
     func ingest(fileAt url: URL, expected: SHA256Digest?) throws -> (digest: SHA256Digest, size: Int)
+    /// Moves a file whose sha256 the caller has just verified into the store (an upload that
+    /// finished); the file is gone from `url` afterwards.
+    func adopt(fileAt url: URL, as digest: SHA256Digest) throws
     func contains(_ digest: SHA256Digest) -> Bool
     /// A local file holding the blob's bytes, for reading.
     func fileURL(for digest: SHA256Digest) throws -> URL
@@ -70,6 +73,24 @@ public final class DirectoryBlobStore: BlobStore, @unchecked Sendable {
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw error
+        }
+    }
+
+    public func adopt(fileAt url: URL, as digest: SHA256Digest) throws {
+        let destination = path(for: digest)
+        if FileManager.default.fileExists(atPath: destination.path) {
+            try FileManager.default.removeItem(at: url)
+            return
+        }
+        try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try AtomicFile.commit(url, to: destination)
+    }
+
+    /// Removes leftovers of interrupted ingests (never a blob: those are renamed out of tmp).
+    public func removeTemporaryFiles() {
+        let temporary = root.appendingPathComponent("tmp")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] {
+            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
         }
     }
 

@@ -73,6 +73,31 @@ public enum RegistryMigrations {
             );
             CREATE INDEX metrics_by_revision ON metrics(revision_id, suite, created_at);
             """),
+        Migration(name: "003_users_tokens_uploads", sql: """
+            CREATE TABLE users (
+                id          INTEGER PRIMARY KEY,
+                name        TEXT NOT NULL UNIQUE,
+                created_at  TEXT NOT NULL
+            );
+            CREATE TABLE tokens (
+                id            INTEGER PRIMARY KEY,
+                user_id       INTEGER NOT NULL REFERENCES users(id),
+                label         TEXT NOT NULL,
+                secret_sha256 TEXT NOT NULL UNIQUE CHECK (length(secret_sha256) = 64),
+                scope         TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+                created_at    TEXT NOT NULL,
+                revoked_at    TEXT
+            );
+            CREATE TABLE uploads (
+                id          TEXT PRIMARY KEY CHECK (length(id) = 32),
+                sha256      TEXT NOT NULL CHECK (length(sha256) = 64),
+                size        INTEGER NOT NULL CHECK (size >= 0),
+                user_id     INTEGER NOT NULL REFERENCES users(id),
+                created_at  TEXT NOT NULL
+            );
+            CREATE INDEX uploads_by_digest ON uploads(sha256);
+            CREATE INDEX repositories_by_full_name ON repositories(namespace || '/' || name);
+            """),
     ]
 
     /// Applies the migrations `database` has not seen; returns the names applied.

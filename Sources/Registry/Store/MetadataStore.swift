@@ -2,15 +2,23 @@ import HubCore
 
 /// The registry's system of record for everything but file bytes. SQLite is the embedded
 /// default; the protocol is the seam where a PostgreSQL store would plug in.
-public protocol MetadataStore: Sendable {
+public protocol MetadataStore: AccessStore, UploadRecordStore {
     func createRepository(_ name: RepositoryName, isPrivate: Bool) throws -> Repository
     func repository(_ name: RepositoryName) throws -> Repository?
     func repositories() throws -> [Repository]
+    /// One page of repositories in name order: names containing `search` (if given), after
+    /// `cursor` (a `namespace/name`), private ones only when asked.
+    func repositories(search: String?, after cursor: String?, limit: Int, includePrivate: Bool) throws -> [Repository]
 
     /// Writes a revision, its files, its variant and lineage records and moves its branch to
     /// it, all in one transaction. Every file's blob must already be registered.
     func commit(_ revision: NewRevision) throws -> Revision
     func registerBlob(_ digest: SHA256Digest, size: Int) throws
+    /// Points tag `name` at a revision of the repository. A tag never moves: setting an
+    /// existing tag to another revision is refused.
+    func createTag(_ name: String, in repository: RepositoryName, revisionID: String) throws
+    /// The tags of a repository with the revisions they name.
+    func tags(of repository: RepositoryName) throws -> [(name: String, revisionID: String)]
 
     /// A revision by id or by ref name (branch or tag).
     func resolve(_ repository: RepositoryName, revision: String) throws -> Revision?
@@ -24,6 +32,9 @@ public protocol MetadataStore: Sendable {
     func metrics(of revisionID: String) throws -> [StoredMetrics]
     /// Variants whose source record carries this sha256 (re-imports are recognised by it).
     func variants(withSourceSHA256 digest: SHA256Digest, in repository: RepositoryName) throws -> [Revision]
+    /// Variants whose source record has all of these top-level string fields (mirrors are
+    /// recognised by endpoint, repository and upstream revision).
+    func variants(withSource fields: [String: String], in repository: RepositoryName) throws -> [Revision]
 }
 
 /// Paths inside a revision are relative, slash-separated and cannot climb out of it.

@@ -11,13 +11,15 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     }
 
     public func createRepository(_ name: RepositoryName, isPrivate: Bool) throws -> Repository {
-        try database.transaction {
-            if let existing = try repository(name) { return existing }
-            let now = Timestamp.now()
-            try database.query("INSERT INTO repositories (namespace, name, private, created_at) VALUES (?, ?, ?, ?)",
-                               [.text(name.namespace), .text(name.name), .int(isPrivate ? 1 : 0), .text(now)])
-            return Repository(id: Int(database.lastInsertRowID), name: name, isPrivate: isPrivate, createdAt: now)
-        }
+        try database.transaction { try findOrInsertRepository(name, isPrivate: isPrivate) }
+    }
+
+    private func findOrInsertRepository(_ name: RepositoryName, isPrivate: Bool) throws -> Repository {
+        if let existing = try repository(name) { return existing }
+        let now = Timestamp.now()
+        try database.query("INSERT INTO repositories (namespace, name, private, created_at) VALUES (?, ?, ?, ?)",
+                           [.text(name.namespace), .text(name.name), .int(isPrivate ? 1 : 0), .text(now)])
+        return Repository(id: Int(database.lastInsertRowID), name: name, isPrivate: isPrivate, createdAt: now)
     }
 
     public func repository(_ name: RepositoryName) throws -> Repository? {
@@ -26,7 +28,23 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     }
 
     public func repositories() throws -> [Repository] {
-        try database.query("SELECT * FROM repositories ORDER BY namespace, name").map(Self.repository(from:))
+        try database.query("SELECT * FROM repositories ORDER BY namespace || '/' || name").map(Self.repository(from:))
+    }
+
+    public func repositories(search: String?, after cursor: String?, limit: Int, includePrivate: Bool) throws -> [Repository] {
+        var clauses: [String] = [], values: [SQLiteValue] = []
+        if let search, !search.isEmpty {
+            clauses.append("instr(lower(namespace || '/' || name), lower(?)) > 0")
+            values.append(.text(search))
+        }
+        if let cursor {
+            clauses.append("(namespace || '/' || name) > ?")
+            values.append(.text(cursor))
+        }
+        if !includePrivate { clauses.append("private = 0") }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        return try database.query("SELECT * FROM repositories \(filter) ORDER BY namespace || '/' || name LIMIT ?", values + [.int(limit)])
+            .map(Self.repository(from:))
     }
 
     public func registerBlob(_ digest: SHA256Digest, size: Int) throws {
@@ -37,15 +55,34 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public func commit(_ new: NewRevision) throws -> Revision {
         guard !new.files.isEmpty else { throw RegistryError.emptyRevision(new.repository) }
         for file in new.files { try RevisionPath.validate(file.path) }
+        try RefName.validate(new.branch)
+        var seen = Set<String>()
+        for file in new.files where !seen.insert(file.path).inserted {
+            throw RegistryError.invalidPath(file.path, reason: "appears twice in the revision")
+        }
         return try database.transaction {
-            guard let repository = try repository(new.repository) else { throw RegistryError.repositoryNotFound(new.repository) }
+            let existing = try repository(new.repository)
+            guard let repository = try existing ?? new.createsRepository.map({ try findOrInsertRepository(new.repository, isPrivate: $0 == .private) })
+            else { throw RegistryError.repositoryNotFound(new.repository) }
             for file in new.files {
                 guard try database.query("SELECT 1 FROM blobs WHERE sha256 = ?", [.text(file.sha256.hex)]).first != nil else {
                     throw RegistryError.blobMissing(file.sha256)
                 }
             }
-            let parent = try database.query("SELECT revision_id FROM refs WHERE repository_id = ? AND name = ?",
-                                            [.int(repository.id), .text(new.branch)]).first?.text("revision_id")
+            let head = try database.query("SELECT kind, revision_id FROM refs WHERE repository_id = ? AND name = ?",
+                                          [.int(repository.id), .text(new.branch)]).first
+            if let head, head.text("kind") != "branch" {
+                throw RegistryError.refExists(repository: new.repository, ref: new.branch, kind: head.text("kind") ?? "ref",
+                                              revision: head.text("revision_id") ?? "?")
+            }
+            let parent = head?.text("revision_id")
+            if let expected = new.expectedParentID, expected != parent {
+                throw RegistryError.staleParent(repository: new.repository, branch: new.branch, expected: expected, found: parent)
+            }
+            if let lineage = new.lineage,
+               try database.query("SELECT 1 FROM variants WHERE revision_id = ?", [.text(lineage.parentRevisionID)]).first == nil {
+                throw RegistryError.variantNotFound(revision: lineage.parentRevisionID)
+            }
             let now = Timestamp.now()
             let id = Self.revisionID(repository: new.repository, parent: parent, author: new.author, message: new.message,
                                      createdAt: now, files: new.files)
@@ -129,11 +166,20 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     }
 
     public func variants(withSourceSHA256 digest: SHA256Digest, in name: RepositoryName) throws -> [Revision] {
+        try variants(withSource: ["sha256": digest.hex], in: name)
+    }
+
+    public func variants(withSource fields: [String: String], in name: RepositoryName) throws -> [Revision] {
         guard let repository = try repository(name) else { return [] }
+        var clauses = ["r.repository_id = ?"], values: [SQLiteValue] = [.int(repository.id)]
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            clauses.append("json_extract(v.source_json, ?) = ?")
+            values += [.text("$.\"\(key)\""), .text(value)]
+        }
         return try database.query("""
             SELECT r.* FROM revisions r JOIN variants v ON v.revision_id = r.id
-            WHERE r.repository_id = ? AND json_extract(v.source_json, '$.sha256') = ? ORDER BY r.created_at
-            """, [.int(repository.id), .text(digest.hex)]).map { row in
+            WHERE \(clauses.joined(separator: " AND ")) ORDER BY r.created_at
+            """, values).map { row in
             Revision(id: row.text("id")!, repository: name, parentID: row.text("parent_id"), message: row.text("message")!,
                      author: row.text("author")!, createdAt: row.text("created_at")!)
         }

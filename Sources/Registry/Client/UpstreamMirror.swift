@@ -1,0 +1,117 @@
+import Foundation
+import HubCore
+
+/// Mirrors a repository at one revision from any Hugging Face compatible hub into the local
+/// registry. Files download into `<data-dir>/mirror/<revision>/`, which survives an
+/// interruption so that the next run resumes each file where it stopped; every file is checked
+/// against the upstream's hash (sha256 for LFS files, the git blob id otherwise) and size
+/// before it counts, and the revision is committed only when all of them are in.
+public struct UpstreamMirror {
+    public struct Result: Sendable {
+        public let revision: Revision
+        public let upstreamRevision: String
+        public let alreadyMirrored: Bool
+        public let downloadedBytes: Int
+        public let files: Int
+    }
+
+    struct RemoteFile {
+        let path: String
+        let size: Int
+        let sha256: SHA256Digest?
+        let gitID: String?
+    }
+
+    public let registry: HubRegistry
+    public let client: HubClient
+
+    public init(registry: HubRegistry, client: HubClient) {
+        self.registry = registry
+        self.client = client
+    }
+
+    public func mirror(_ repository: RepositoryName, revision: String = "main", as local: RepositoryName? = nil, author: String,
+                       progress: ((_ path: String, _ done: Int, _ total: Int) -> Void)? = nil) throws -> Result {
+        let local = local ?? repository
+        guard let info = try client.json("GET", "/api/models/\(repository)/revision/\(revision)") as? [String: Any],
+              let upstream = info["sha"] as? String, !upstream.isEmpty, upstream.allSatisfy({ $0.isHexDigit }) else {
+            throw HubClientError.unexpectedResponse(url: client.url("/api/models/\(repository)/revision/\(revision)"), reason: "no revision sha")
+        }
+        if try registry.store.repository(local) != nil,
+           let existing = try registry.store.variants(withSource: ["endpoint": client.endpoint, "repository": repository.description,
+                                                                    "revision": upstream], in: local).last {
+            return Result(revision: existing, upstreamRevision: upstream, alreadyMirrored: true, downloadedBytes: 0, files: 0)
+        }
+        let remote = try listFiles(repository, revision: upstream)
+        guard !remote.isEmpty else { throw RegistryError.emptyRevision(repository) }
+
+        let staging = registry.dataDirectory.appendingPathComponent("mirror").appendingPathComponent(upstream)
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        var files: [RevisionFile] = []
+        var downloaded = 0
+        for file in remote {
+            if let digest = file.sha256, try registry.store.blobSize(digest) == file.size, registry.blobs.contains(digest) {
+                files.append(RevisionFile(path: file.path, sha256: digest, size: file.size))
+                continue
+            }
+            let part = staging.appendingPathComponent(String(SHA256Digest.of(Data(file.path.utf8)).hex.prefix(32)) + ".part")
+            let before = HubClient.fileSize(part)
+            let encoded = file.path.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }
+            try client.download("/\(repository)/resolve/\(upstream)/\(encoded.joined(separator: "/"))", to: part, expectedSize: file.size) {
+                progress?(file.path, $0, $1)
+            }
+            downloaded += HubClient.fileSize(part) - before
+            let digest = try verify(part, against: file)
+            try registry.blobs.adopt(fileAt: part, as: digest)
+            try registry.store.registerBlob(digest, size: file.size)
+            files.append(RevisionFile(path: file.path, sha256: digest, size: file.size))
+        }
+        let source = try String(decoding: JSONSerialization.data(withJSONObject: [
+            "format": "mirror", "endpoint": client.endpoint, "repository": repository.description, "revision": upstream,
+        ], options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        var new = NewRevision(repository: local, message: "Mirror \(repository)@\(upstream) from \(client.endpoint)", author: author,
+                              files: files)
+        new.variant = try VariantInspector.record(kind: .base, files: files, sourceJSON: source) { path in
+            try files.first(where: { $0.path == path }).map { try registry.blobs.fileURL(for: $0.sha256) }
+        }
+        new.createsRepository = .public
+        let committed = try registry.store.commit(new)
+        try? FileManager.default.removeItem(at: staging)
+        return Result(revision: committed, upstreamRevision: upstream, alreadyMirrored: false, downloadedBytes: downloaded, files: files.count)
+    }
+
+    /// The files of a revision, from the recursive tree listing (all its pages).
+    func listFiles(_ repository: RepositoryName, revision: String) throws -> [RemoteFile] {
+        try client.pages("/api/models/\(repository)/tree/\(revision)?recursive=true").compactMap { entry in
+            guard entry["type"] as? String == "file", let path = entry["path"] as? String, let size = entry["size"] as? Int else { return nil }
+            try RevisionPath.validate(path)
+            let lfs = (entry["lfs"] as? [String: Any])?["oid"] as? String
+            let oid = entry["oid"] as? String
+            let sha256 = try (lfs ?? oid.flatMap { $0.count == 64 ? $0 : nil }).map { try SHA256Digest(hex: $0) }
+            return RemoteFile(path: path, size: size, sha256: sha256, gitID: oid?.count == 40 ? oid : nil)
+        }
+    }
+
+    /// Checks a downloaded file's size and hash; a file that fails is deleted so that the
+    /// next run fetches it afresh.
+    func verify(_ part: URL, against file: RemoteFile) throws -> SHA256Digest {
+        let size = HubClient.fileSize(part)
+        guard size == file.size else {
+            try? FileManager.default.removeItem(at: part)
+            throw HubClientError.sizeMismatch(path: file.path, expected: file.size, found: size)
+        }
+        let digest = try SHA256Digest.ofFile(at: part)
+        if let expected = file.sha256, expected != digest {
+            try? FileManager.default.removeItem(at: part)
+            throw HubClientError.digestMismatch(path: file.path, expected: expected.hex, found: digest.hex)
+        }
+        if file.sha256 == nil, let gitID = file.gitID {
+            let found = try GitBlobID.ofFile(at: part)
+            guard found == gitID else {
+                try? FileManager.default.removeItem(at: part)
+                throw HubClientError.digestMismatch(path: file.path, expected: gitID, found: found)
+            }
+        }
+        return digest
+    }
+}
