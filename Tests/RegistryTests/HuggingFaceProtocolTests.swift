@@ -10,21 +10,8 @@ import Testing
 /// The registry's HTTP server against the real Hugging Face client, over loopback.
 @Suite("Hugging Face compatible read API", .serialized)
 struct HuggingFaceProtocolTests {
-    /// Runs `body` with a server on an ephemeral loopback port, then shuts it down.
-    func withServer(_ registry: HubRegistry, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let server = Task {
-            try await HubServer.application(registry: registry, port: 0) { port in continuation.yield(port) }.runService()
-        }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { Issue.record("the server did not start"); return }
-        do { try await body(port) } catch { server.cancel(); throw error }
-        server.cancel()
-        _ = await server.result
-    }
-
     /// Runs Python with huggingface_hub pointed at the server; returns its stdout.
-    func python(_ script: String, port: Int, cache: URL) throws -> (status: Int32, output: String) {
+    static func python(_ script: String, port: Int, cache: URL, token: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script]
@@ -33,6 +20,7 @@ struct HuggingFaceProtocolTests {
         environment["HF_HUB_CACHE"] = cache.path
         environment["HF_HUB_DISABLE_TELEMETRY"] = "1"
         environment["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        environment["HF_TOKEN"] = token
         process.environment = environment
         let pipe = Pipe(), errors = Pipe()
         process.standardOutput = pipe
@@ -73,7 +61,7 @@ struct HuggingFaceProtocolTests {
                     errors.append(type(error).__name__)
             print(json.dumps({"snapshot": os.path.basename(path), "hashes": hashes, "single": os.path.basename(single), "errors": errors}))
             """
-            let (status, output) = try self.python(script, port: port, cache: cache)
+            let (status, output) = try Self.python(script, port: port, cache: cache)
             #expect(status == 0, "\(output)")
             let result = try #require(try JSONSerialization.jsonObject(with: Data((output.split(separator: "\n").last ?? "").utf8)) as? [String: Any])
             #expect(result["snapshot"] as? String == card.revision)

@@ -51,6 +51,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         case let error as DecodingError: return APIError(.badRequest, code: "InvalidBody", "the JSON body does not match: \(describe(error))")
         case let error as LlamaConfigError: return APIError(.unprocessableContent, code: "InvalidModel", error.description)
         case let error as SafetensorsError: return APIError(.unprocessableContent, code: "InvalidModel", error.description)
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, code: "BodyTooLarge", "the request body is larger than this endpoint accepts")
         case let error as HTTPError:
             return APIError(error.status, code: error.status == .contentTooLarge ? "BodyTooLarge" : "HTTPError",
                             error.body ?? error.status.reasonPhrase)

@@ -109,7 +109,10 @@ struct WriteRoutes: Sendable {
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
-        let body = try await request.body.collect(upTo: limits.jsonBody)
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: limits.jsonBody) } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "BodyTooLarge", "a JSON body may be at most \(limits.jsonBody) bytes")
+        }
         return try JSONDecoder().decode(T.self, from: Data(buffer: body))
     }
 
