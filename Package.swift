@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
     ]
 )

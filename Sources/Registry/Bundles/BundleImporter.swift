@@ -134,18 +134,27 @@ public struct BundleImporter {
             try registry.store.registerBlob(blob.digest, size: file.size)
         }
         var lineage: (parentRevisionID: String, recipeJSON: String)?
-        if let edge = manifest.lineage, try registry.store.variant(of: edge.parentRevisionID) != nil {
-            lineage = (edge.parentRevisionID, edge.recipeJSON)
+        if let edge = manifest.lineage {
+            // The parent as it was exported, or a bundle import or mirror of it (their source
+            // records name the original revision).
+            if try registry.store.variant(of: edge.parentRevisionID) != nil {
+                lineage = (edge.parentRevisionID, edge.recipeJSON)
+            } else if let copy = try registry.store.variants(withSource: ["revision": edge.parentRevisionID], in: nil).last {
+                lineage = (copy.id, edge.recipeJSON)
+            }
         }
         var source: [String: Any] = ["format": "bundle", "file": bundle.lastPathComponent, "repository": manifest.repository.description,
                                      "revision": manifest.revision.id]
         if let edge = manifest.lineage, lineage == nil { source["lineage_parent_revision"] = edge.parentRevisionID }
+        if let original = manifest.variant?.sourceJSON.flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) }) {
+            source["original_source"] = original
+        }
         let sourceJSON = String(decoding: try JSONSerialization.data(withJSONObject: source, options: [.sortedKeys, .withoutEscapingSlashes]),
                                 as: UTF8.self)
         var new = NewRevision(repository: repository, message: manifest.revision.message, author: author, files: manifest.files)
         new.variant = manifest.variant.map {
             VariantRecord(kind: $0.kind, architecture: $0.architecture, parameters: $0.parameters, embeddingParameters: $0.embeddingParameters,
-                          bytes: $0.bytes, configJSON: $0.configJSON, sourceJSON: $0.sourceJSON ?? sourceJSON)
+                          bytes: $0.bytes, configJSON: $0.configJSON, sourceJSON: sourceJSON)
         }
         new.lineage = lineage
         new.createsRepository = .public

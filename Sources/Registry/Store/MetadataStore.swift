@@ -34,7 +34,8 @@ public protocol MetadataStore: AccessStore, UploadRecordStore {
     func variants(withSourceSHA256 digest: SHA256Digest, in repository: RepositoryName) throws -> [Revision]
     /// Variants whose source record has all of these top-level string fields (mirrors are
     /// recognised by endpoint, repository and upstream revision).
-    func variants(withSource fields: [String: String], in repository: RepositoryName) throws -> [Revision]
+    /// `repository` nil searches every repository.
+    func variants(withSource fields: [String: String], in repository: RepositoryName?) throws -> [Revision]
 }
 
 /// Paths inside a revision are relative, slash-separated and cannot climb out of it.

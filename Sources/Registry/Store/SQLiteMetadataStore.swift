@@ -169,18 +169,24 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         try variants(withSource: ["sha256": digest.hex], in: name)
     }
 
-    public func variants(withSource fields: [String: String], in name: RepositoryName) throws -> [Revision] {
-        guard let repository = try repository(name) else { return [] }
-        var clauses = ["r.repository_id = ?"], values: [SQLiteValue] = [.int(repository.id)]
+    public func variants(withSource fields: [String: String], in name: RepositoryName?) throws -> [Revision] {
+        var clauses = ["1"], values: [SQLiteValue] = []
+        if let name {
+            guard let repository = try repository(name) else { return [] }
+            clauses.append("r.repository_id = ?")
+            values.append(.int(repository.id))
+        }
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             clauses.append("json_extract(v.source_json, ?) = ?")
             values += [.text("$.\"\(key)\""), .text(value)]
         }
         return try database.query("""
-            SELECT r.* FROM revisions r JOIN variants v ON v.revision_id = r.id
+            SELECT r.*, p.namespace, p.name FROM revisions r JOIN variants v ON v.revision_id = r.id
+            JOIN repositories p ON p.id = r.repository_id
             WHERE \(clauses.joined(separator: " AND ")) ORDER BY r.created_at
             """, values).map { row in
-            Revision(id: row.text("id")!, repository: name, parentID: row.text("parent_id"), message: row.text("message")!,
+            Revision(id: row.text("id")!, repository: try RepositoryName(namespace: row.text("namespace")!, name: row.text("name")!),
+                     parentID: row.text("parent_id"), message: row.text("message")!,
                      author: row.text("author")!, createdAt: row.text("created_at")!)
         }
     }
