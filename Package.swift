@@ -46,7 +46,7 @@ let package = Package(
             "Registry", "Compressor", "Evaluator", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "HubBenchmarks", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
+        .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Evaluator", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                           path: "Sources/HubBenchmarks"),
 
         // Shared by the test targets: locating the installed assets and fixtures, temporary

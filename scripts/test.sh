@@ -7,5 +7,8 @@ cd "$HUB_REPO_ROOT"
 
 bash scripts/install-deps.sh
 bash scripts/fetch-assets.sh
+# The crash-safety tests run the daemon as its own process: build the binary they start.
+log "building hubctl (debug) for the daemon process tests"
+swift build --product hubctl
 log "running swift test"
 swift test "$@"

@@ -5,6 +5,7 @@ import Foundation
 //
 //   swift run -c release HubBenchmarks [load|runtime|all] [--threads N] [--gguf PATH]
 //   swift run -c release HubBenchmarks variants --base DIR VARIANT_DIR...
+//   swift run -c release HubBenchmarks populate --data-dir DIR --variants N   (for benchmarks/registry.sh)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String) -> String? {
@@ -15,9 +16,14 @@ let cache = ProcessInfo.processInfo.environment["HUB_CACHE"].map { URL(fileURLWi
     ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/compression-hub")
 let gguf = option("--gguf") ?? cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 let threads = option("--threads").flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
-let which = arguments.first { ["load", "runtime", "variants", "all"].contains($0) } ?? "all"
+let which = arguments.first { ["load", "runtime", "variants", "populate", "all"].contains($0) } ?? "all"
 
 do {
+    if which == "populate" {
+        guard let directory = option("--data-dir") else { throw BenchmarkUsage("populate needs --data-dir DIR") }
+        try RegistryPopulation.run(dataDirectory: directory, variants: option("--variants").flatMap(Int.init) ?? 10_000)
+        exit(0)
+    }
     if which == "variants" {
         guard let base = option("--base") else { throw BenchmarkUsage("variants needs --base DIR") }
         let variants = arguments.dropFirst().filter { $0 != "--base" && $0 != base && $0 != "--threads" && Int($0) == nil }

@@ -17,6 +17,10 @@ public struct Revision: Sendable, Equatable, Codable {
     public let message: String
     public let author: String
     public let createdAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, repository, parentID = "parent_id", message, author, createdAt = "created_at"
+    }
 }
 
 public struct RevisionFile: Sendable, Equatable, Codable {
@@ -46,6 +50,11 @@ public struct VariantRecord: Sendable, Equatable, Codable {
     /// Where a base model came from (a JSON object), if imported.
     public let sourceJSON: String?
 
+    enum CodingKeys: String, CodingKey {
+        case kind, architecture, parameters, embeddingParameters = "embedding_parameters", bytes
+        case configJSON = "config_json", sourceJSON = "source_json"
+    }
+
     public init(kind: Kind, architecture: String, parameters: Int, embeddingParameters: Int, bytes: Int,
                 configJSON: String, sourceJSON: String?) {
         self.kind = kind
@@ -64,6 +73,11 @@ public struct LineageEdge: Sendable, Equatable, Codable {
     public let parentRevisionID: String
     public let recipeJSON: String
     public let createdAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case childRevisionID = "child_revision_id", parentRevisionID = "parent_revision_id", recipeJSON = "recipe_json"
+        case createdAt = "created_at"
+    }
 }
 
 /// One evaluation of one variant, as the registry keeps it.
@@ -75,6 +89,11 @@ public struct StoredMetrics: Sendable, Equatable, Codable {
     /// The Evaluator's metrics record, verbatim.
     public let recordJSON: String
     public let createdAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case revisionID = "revision_id", suite, cpuModel = "cpu_model", blasThreads = "blas_threads", recordJSON = "record_json"
+        case createdAt = "created_at"
+    }
 
     public init(revisionID: String, suite: String, cpuModel: String, blasThreads: Int, recordJSON: String, createdAt: String) {
         self.revisionID = revisionID

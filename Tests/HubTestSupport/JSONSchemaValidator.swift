@@ -3,7 +3,7 @@ import Foundation
 /// Validates JSON against the subset of JSON Schema (2020-12) that `schemas/` uses: type,
 /// const, enum, properties, required, additionalProperties, items, minItems, minLength,
 /// minimum, pattern, oneOf and local `$ref`s. Returns every violation with its JSON path.
-public struct JSONSchemaValidator {
+public struct JSONSchemaValidator: @unchecked Sendable {  // immutable after init
     let root: [String: Any]
 
     public init(schemaAt url: URL) throws {

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import HubCore
 import HubTestSupport
 @testable import Registry
@@ -83,17 +80,18 @@ struct HuggingFaceProtocolTests {
         let name = try RepositoryName("team/files")
         let revision = try registry.commitDirectory(content, to: name, message: "m", author: "a")
         try await withServer(registry) { port in
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/team/files/resolve/main/weights.bin")!)
-            request.setValue("bytes=1000-1999", forHTTPHeaderField: "Range")
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let http = try #require(response as? HTTPURLResponse)
-            #expect(http.statusCode == 206)
-            #expect(data == bytes[1000 ..< 2000])
-            #expect(http.value(forHTTPHeaderField: "Content-Range") == "bytes 1000-1999/100000")
-            #expect(http.value(forHTTPHeaderField: "X-Repo-Commit") == revision.id)
-            #expect(http.value(forHTTPHeaderField: "ETag") == "\"\(SHA256Digest.of(bytes).hex)\"")
-            let (whole, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/team/files/resolve/\(revision.id)/weights.bin")!)
-            #expect(whole == bytes)
+            let partial = try CurlTransfer.perform(method: "GET", url: "http://127.0.0.1:\(port)/team/files/resolve/main/weights.bin",
+                                                   headers: ["Range: bytes=1000-1999"])
+            #expect(partial.status == 206)
+            #expect(partial.body == bytes[1000 ..< 2000])
+            #expect(partial.headers["content-range"] == "bytes 1000-1999/100000")
+            #expect(partial.headers["x-repo-commit"] == revision.id)
+            #expect(partial.headers["etag"] == "\"\(SHA256Digest.of(bytes).hex)\"")
+            let outside = try CurlTransfer.perform(method: "GET", url: "http://127.0.0.1:\(port)/team/files/resolve/main/weights.bin",
+                                                   headers: ["Range: bytes=200000-"])
+            #expect(outside.status == 416 && outside.headers["content-range"] == "bytes */100000")
+            let whole = try CurlTransfer.perform(method: "GET", url: "http://127.0.0.1:\(port)/team/files/resolve/\(revision.id)/weights.bin")
+            #expect(whole.body == bytes)
         }
     }
 }

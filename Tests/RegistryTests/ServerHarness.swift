@@ -5,17 +5,22 @@ import HubTestSupport
 import Testing
 
 /// Runs `body` with a daemon on an ephemeral loopback port (in this process), then stops it.
+/// `body` is blocking client code (libcurl, Python subprocesses) and runs on a thread of its
+/// own: on the cooperative pool it could occupy every thread the server's handlers need.
 func withServer(_ registry: HubRegistry, limits: HubServer.Limits = HubServer.Limits(),
-                _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+                _ body: @escaping @Sendable (Int) throws -> Void) async throws {
     try HubServer.prepare(registry)
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     let application = try HubServer.application(registry: registry, port: 0, limits: limits) { port in continuation.yield(port) }
     let server = Task { try await application.runService() }
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { Issue.record("the server did not start"); return }
-    do { try await body(port) } catch { server.cancel(); throw error }
+    let outcome: Result<Void, any Error> = await withCheckedContinuation { done in
+        Thread.detachNewThread { done.resume(returning: Result { try body(port) }) }
+    }
     server.cancel()
     _ = await server.result
+    try outcome.get()
 }
 
 /// Everything that tells whether a registry changed: every table's rows and every file in the

@@ -54,11 +54,11 @@ struct ReadRoutes: Sendable {
                 }
                 headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
                 headers[.contentLength] = String(range.count)
-                let body = try await files.loadFile(path: resolved.url.path, range: range, context: context)
+                let body = try await files.loadFile(path: resolved.url.path, range: range, context: context, chunkLength: HubServer.fileChunk)
                 return Response(status: .partialContent, headers: headers, body: body)
             }
             headers[.contentLength] = String(size)
-            return Response(status: .ok, headers: headers, body: try await files.loadFile(path: resolved.url.path, context: context))
+            return Response(status: .ok, headers: headers, body: try await files.loadFile(path: resolved.url.path, context: context, chunkLength: HubServer.fileChunk))
         }
     }
 

@@ -32,7 +32,7 @@ struct WriteRoutes: Sendable {
         router.post("/api/uploads") { request, context in
             let token = try auth.require(.write, request)
             let new = try await decode(NewUpload.self, request)
-            let status = try uploads.begin(sha256: new.sha256, size: new.size, user: token.user)
+            let status = try await offload { try uploads.begin(sha256: new.sha256, size: new.size, user: token.user) }
             return try HubServer.json(encoding: status, status: status.complete ? .ok : .created)
         }
         router.head("/api/uploads/:id") { request, context in
@@ -58,14 +58,16 @@ struct WriteRoutes: Sendable {
         }
         router.delete("/api/uploads/:id") { request, context in
             _ = try auth.require(.write, request)
-            try uploads.abort(id: context.parameters.require("id"))
+            let id = try context.parameters.require("id")
+            try await offload { try uploads.abort(id: id) }
             return Response(status: .noContent)
         }
         router.post("/api/models/:namespace/:name/commit/:branch") { request, context in
             let token = try auth.require(.write, request)
             let name = try RepositoryName(HubServer.repository(context))
             let commit = try await decode(CommitRequest.self, request)
-            let revision = try registry.commit(commit, to: name, branch: context.parameters.require("branch"), author: token.user)
+            let branch = try context.parameters.require("branch")
+            let revision = try await offload { try registry.commit(commit, to: name, branch: branch, author: token.user) }
             let host = request.head.authority ?? "localhost"
             return try HubServer.json(["commitOid": revision.id, "commitUrl": "http://\(host)/\(name)/commit/\(revision.id)",
                                        "commitMessage": revision.message], status: .created)
@@ -75,17 +77,21 @@ struct WriteRoutes: Sendable {
             let name = try RepositoryName(HubServer.repository(context))
             let tag = try await decode(NewTag.self, request)
             let revision = try context.parameters.require("revision")
-            guard let resolved = try registry.store.resolve(name, revision: revision) else {
-                throw RegistryError.revisionNotFound(repository: name, revision: revision)
+            let resolved = try await offload {
+                guard let resolved = try registry.store.resolve(name, revision: revision) else {
+                    throw RegistryError.revisionNotFound(repository: name, revision: revision)
+                }
+                try registry.store.createTag(tag.tag, in: name, revisionID: resolved.id)
+                return resolved
             }
-            try registry.store.createTag(tag.tag, in: name, revisionID: resolved.id)
             return try HubServer.json(["tag": tag.tag, "revision": resolved.id], status: .created)
         }
         router.post("/api/models/:namespace/:name/metrics/:revision") { request, context in
             _ = try auth.require(.write, request)
             let name = try RepositoryName(HubServer.repository(context))
             let record = try await decode(MetricsRecord.self, request)
-            let revision = try registry.recordMetrics(record, for: name, revision: context.parameters.require("revision"))
+            let target = try context.parameters.require("revision")
+            let revision = try await offload { try registry.recordMetrics(record, for: name, revision: target) }
             return try HubServer.json(["revision": revision, "suite": record.suite], status: .created)
         }
         router.post("/api/tokens") { request, context in
@@ -96,8 +102,10 @@ struct WriteRoutes: Sendable {
                 throw APIError(.badRequest, code: "InvalidRequest", "user '\(user)' must be 1 to 64 letters, digits, '_', '.' or '-'")
             }
             let secret = TokenSecret.generate()
-            let token = try registry.store.createToken(secretDigest: TokenSecret.digest(secret), user: user,
-                                                       label: new.label ?? "created by \(admin.user)", scope: new.scope)
+            let label = new.label ?? "created by \(admin.user)"
+            let token = try await offload {
+                try registry.store.createToken(secretDigest: TokenSecret.digest(secret), user: user, label: label, scope: new.scope)
+            }
             return try HubServer.json(["token": secret, "user": token.user, "label": token.label, "scope": token.scope.rawValue],
                                       status: .created)
         }

@@ -124,7 +124,7 @@ public final class BlobUploads: @unchecked Sendable {
         }
         if offset + written == record.size {
             try handle.synchronize()
-            return try finish(record)
+            return try await offload { try self.finish(record) }
         }
         return Status(id: id, sha256: record.sha256, size: record.size, offset: offset + written, complete: false)
     }
