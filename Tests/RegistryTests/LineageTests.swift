@@ -9,8 +9,8 @@ import Testing
 
 @Suite("Compressed variants, lineage and metrics in the registry", .serialized)
 struct LineageTests {
-    @Test("a variant registers with a lineage edge carrying its recipe; lineage that does not check out is refused")
-    func registerVariant() throws {
+    @Test("a variant registers (locally and pushed over HTTP) with a lineage edge carrying its recipe; lineage that does not check out is refused")
+    func registerVariant() async throws {
         let directory = try TemporaryDirectory()
         let registry = try HubRegistry(dataDirectory: directory.path("hub"))
         let baseName = try RepositoryName("smollm2/base")
@@ -35,6 +35,40 @@ struct LineageTests {
         #expect(card.revision == revision.id)
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/model-card.schema.json"))
         #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(card))) == [])
+
+        // The same variant pushed to the daemon: the lineage is checked against the parent the
+        // same way, and a metrics record posted over HTTP lands on its card.
+        let metricsJSON = """
+        {"schema_version": 1, "model": "smollm2/pushed", "suite": "smoke", "created_at": "2026-11-23T00:00:00Z", "code_version": "test",
+         "hardware": {"cpu_model": "cpu", "logical_cores": 2, "memory_bytes": 1, "blas": "OpenBLAS", "blas_threads": 2, "operating_system": "linux"},
+         "parameters": {"total": 10, "embedding": 2, "non_embedding": 8}, "bytes_on_disk": 2, "loss": null,
+         "tasks": [], "latency": null, "peak_rss_bytes": 0, "seconds": 1}
+        """
+        try await withServer(registry) { port in
+            let client = HubClient(endpoint: "http://127.0.0.1:\(port)", token: AdminTokenFile.read(in: registry.dataDirectory))
+            var options = HubClient.PushOptions()
+            options.lineageParent = "smollm2/base@main"
+            let pushed = try client.push(directory: variantDirectory, to: RepositoryName("smollm2/pushed"), options: options)
+            let pushedCard = try registry.card(RepositoryName("smollm2/pushed"))
+            #expect(pushedCard.revision == pushed.revision && pushedCard.kind == .compressed)
+            #expect(pushedCard.lineage?.parentRevision == base.id)
+            #expect(pushedCard.parameters == card.parameters)
+            #expect(pushedCard.message.contains("weight-prune"))
+            let posted = try rawRequest("POST", port: port, path: "/api/models/smollm2/pushed/metrics/main", body: Data(metricsJSON.utf8),
+                                        token: client.token)
+            #expect(posted.status == 201)
+            #expect(try registry.card(RepositoryName("smollm2/pushed")).metrics.count == 1)
+            let remoteCard = try rawRequest("GET", port: port, path: "/api/models/smollm2/pushed/card")
+            #expect((remoteCard.json?["lineage"] as? [String: Any])?["parent_revision"] as? String == base.id)
+            options.lineageParent = "smollm2/variant"   // a variant, but not the one the recipe names
+            #expect {
+                try client.push(directory: variantDirectory, to: RepositoryName("smollm2/wrong-parent"), options: options)
+            } throws: { error in
+                guard case HubClientError.server(_, 422, "InvalidLineage", let message) = error else { return false }
+                return message.contains(base.id) == false && message.contains("sha256")
+            }
+            #expect(try registry.store.repository(RepositoryName("smollm2/wrong-parent")) == nil)
+        }
 
         // A recipe naming other weights than the parent's is refused, and nothing is committed.
         var tampered = try JSONSerialization.jsonObject(with: Data(contentsOf: variantDirectory.appendingPathComponent("recipe.json"))) as! [String: Any]
