@@ -122,7 +122,31 @@ struct Export: ParsableCommand {
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage the daemon's bearer tokens.",
-        subcommands: [Create.self])
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every token (never their secrets); needs an admin token.")
+        @OptionGroup var remote: EndpointOptions
+
+        func run() throws {
+            for token in try remote.client().tokens() {
+                let state = token.revokedAt.map { "revoked \($0)" } ?? "live"
+                print("\(token.id)\t\(token.scope.rawValue)\t\(token.user)\t\(token.label)\t\(token.createdAt)\t\(state)")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a token by its id (see hubctl token list); needs an admin token. Takes effect at once.")
+        @Argument(help: "The token's id.") var id: Int
+        @OptionGroup var remote: EndpointOptions
+
+        func run() throws {
+            try remote.client().revokeToken(id: id)
+            print("revoked token \(id)")
+        }
+    }
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(

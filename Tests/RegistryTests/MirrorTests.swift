@@ -1,3 +1,4 @@
+import Compressor
 import Foundation
 import HubCore
 import HubTestSupport
@@ -7,13 +8,21 @@ import Testing
 /// Mirroring over libcurl, with a second daemon on loopback as the upstream.
 @Suite("Upstream mirror", .serialized)
 struct MirrorTests {
-    @Test("a mirror of the shipped model from a second daemon hashes identically and records its source; again is a no-op")
+    @Test("a mirror of the shipped model from a second daemon hashes identically and records its source; again is a no-op; a compressed child keeps its lineage")
     func mirrorShippedModel() async throws {
         let directory = try TemporaryDirectory()
         let upstream = try HubRegistry(dataDirectory: directory.path("upstream"))
         let name = try RepositoryName("smollm2/SmolLM2-135M-Instruct")
         _ = try BaseModelImporter(registry: upstream).importGGUF(at: Assets.modelGGUF(), as: name, author: "test")
         let card = try upstream.card(name)
+        // A compressed child upstream, whose lineage the mirror should carry over.
+        let model = try ConvertedModel.directory()
+        let variantDirectory = directory.path("variant")
+        _ = try Compressor(method: WeightOnlyWidthPruning()).compress(
+            config: model.appendingPathComponent("config.json"), weights: model.appendingPathComponent("model.safetensors"),
+            companions: [:], ratio: 0.1, calibration: nil, output: variantDirectory)
+        let childName = try RepositoryName("smollm2/child")
+        _ = try upstream.registerVariant(directory: variantDirectory, as: childName, parent: name, author: "test")
         let local = try HubRegistry(dataDirectory: directory.path("local"))
         try await withServer(upstream) { port in
             let client = HubClient(endpoint: "http://127.0.0.1:\(port)", token: nil)
@@ -28,6 +37,12 @@ struct MirrorTests {
             for file in mirrored.files { #expect(try local.blobs.verify(file.sha256)) }
             let again = try UpstreamMirror(registry: local, client: client).mirror(name, author: "test")
             #expect(again.alreadyMirrored && again.revision.id == result.revision.id && again.downloadedBytes == 0)
+            // The child arrives as a compressed variant whose lineage points at the local mirror of its parent.
+            let child = try UpstreamMirror(registry: local, client: client).mirror(childName, author: "test")
+            let childCard = try local.card(childName)
+            #expect(childCard.kind == .compressed && childCard.revision == child.revision.id)
+            #expect(childCard.lineage?.parentRevision == result.revision.id)
+            #expect(childCard.lineage?.recipe["method"]?.stringValue == "weight-prune")
         }
     }
 

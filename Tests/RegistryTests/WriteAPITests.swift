@@ -130,6 +130,16 @@ struct WriteAPITests {
             #expect(try RegistrySnapshot(registry) == before)
             let whoami = try rawRequest("GET", port: port, path: "/api/whoami-v2", token: writer)
             #expect(whoami.json?["name"] as? String == "ci")
+            // Listing shows no secret; revoking takes effect at once.
+            let listing = try adminClient.tokens()
+            #expect(listing.map(\.user) == ["admin", "reader", "ci"])
+            let listed = try rawRequest("GET", port: port, path: "/api/tokens", token: admin)
+            #expect(listed.status == 200)
+            let writerID = try #require(listing.first { $0.user == "ci" }?.id)
+            try adminClient.revokeToken(id: writerID)
+            #expect(try rawRequest("GET", port: port, path: "/api/whoami-v2", token: writer).status == 401)
+            #expect(try adminClient.tokens().first { $0.id == writerID }?.revokedAt != nil)
+            #expect(throws: HubClientError.self) { try adminClient.revokeToken(id: writerID) }
         }
     }
 

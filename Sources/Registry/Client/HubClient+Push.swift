@@ -78,6 +78,17 @@ extension HubClient {
         return token
     }
 
+    public func tokens() throws -> [TokenListing] {
+        let response = try request("GET", "/api/tokens")
+        do { return try JSONDecoder().decode([TokenListing].self, from: response.body) } catch {
+            throw HubClientError.unexpectedResponse(url: url("/api/tokens"), reason: "not a token listing")
+        }
+    }
+
+    public func revokeToken(id: Int) throws(HubClientError) {
+        try request("DELETE", "/api/tokens/\(id)")
+    }
+
     public func tag(_ repository: RepositoryName, revision: String, as tag: String) throws(HubClientError) -> String {
         let answer = try json("POST", "/api/models/\(repository)/tag/\(revision)", body: ["tag": tag])
         return ((answer as? [String: Any])?["revision"] as? String) ?? revision

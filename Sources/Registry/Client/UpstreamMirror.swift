@@ -71,13 +71,28 @@ public struct UpstreamMirror {
         ], options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
         var new = NewRevision(repository: local, message: "Mirror \(repository)@\(upstream) from \(client.endpoint)", author: author,
                               files: files)
-        new.variant = try VariantInspector.record(kind: .base, files: files, sourceJSON: source) { path in
+        let blobURL: (String) throws -> URL? = { path in
             try files.first(where: { $0.path == path }).map { try registry.blobs.fileURL(for: $0.sha256) }
+        }
+        let recipe = try blobURL("recipe.json").flatMap { FileManager.default.contents(atPath: $0.path) }
+        new.variant = try VariantInspector.record(kind: recipe == nil ? .base : .compressed, files: files, sourceJSON: source, url: blobURL)
+        if new.variant != nil, let recipe, let parent = try localParent(of: repository, revision: upstream) {
+            new.lineage = (parent, String(decoding: recipe, as: UTF8.self))
         }
         new.createsRepository = .public
         let committed = try registry.store.commit(new)
         try? FileManager.default.removeItem(at: staging)
         return Result(revision: committed, upstreamRevision: upstream, alreadyMirrored: false, downloadedBytes: downloaded, files: files.count)
+    }
+
+    /// The local copy of the variant an upstream compressed variant was made from, when the
+    /// upstream is a Compression Hub (its card names the parent revision) and that parent was
+    /// mirrored or imported here before (its source record names the same revision).
+    func localParent(of repository: RepositoryName, revision: String) throws -> String? {
+        guard let card = try? client.json("GET", "/api/models/\(repository)/card/\(revision)") as? [String: Any],
+              let parent = (card["lineage"] as? [String: Any])?["parent_revision"] as? String else { return nil }
+        if try registry.store.variant(of: parent) != nil { return parent }
+        return try registry.store.variants(withSource: ["revision": parent], in: nil).last?.id
     }
 
     /// The files of a revision, from the recursive tree listing (all its pages).

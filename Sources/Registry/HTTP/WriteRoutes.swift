@@ -17,6 +17,7 @@ import NIOCore
 /// - `POST /api/models/{repo}/tag/{revision}` `{"tag"}`: a tag that never moves.
 /// - `POST /api/models/{repo}/metrics/{revision}`: a metrics record (`schemas/metrics.schema.json`).
 /// - `POST /api/tokens` `{"user", "label", "scope"}` (admin): a new token, shown once.
+/// - `GET /api/tokens` (admin): every token without its secret; `DELETE /api/tokens/{id}`: revoke.
 /// - `GET /api/whoami-v2` (any token): who the token belongs to.
 struct WriteRoutes: Sendable {
     let registry: HubRegistry
@@ -108,6 +109,21 @@ struct WriteRoutes: Sendable {
             }
             return try HubServer.json(["token": secret, "user": token.user, "label": token.label, "scope": token.scope.rawValue],
                                       status: .created)
+        }
+        router.get("/api/tokens") { request, _ in
+            _ = try auth.require(.admin, request)
+            return try HubServer.json(encoding: try await offload { try registry.store.tokens() })
+        }
+        router.delete("/api/tokens/:id") { request, context in
+            let admin = try auth.require(.admin, request)
+            let id = try context.parameters.require("id", as: Int.self)
+            guard id != admin.id else {
+                throw APIError(.conflict, code: "Conflict", "a token cannot revoke itself; use another admin token")
+            }
+            guard try await offload({ try registry.store.revokeToken(id: id) }) else {
+                throw APIError(.notFound, code: "TokenNotFound", "no live token with id \(id)")
+            }
+            return Response(status: .noContent)
         }
         router.get("/api/whoami-v2") { request, _ in
             let token = try auth.require(.read, request)

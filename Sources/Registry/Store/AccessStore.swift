@@ -7,6 +7,24 @@ public protocol AccessStore: Sendable {
     func createToken(secretDigest: SHA256Digest, user: String, label: String, scope: TokenScope) throws -> AccessToken
     /// The live (not revoked) token with this secret digest.
     func token(secretDigest: SHA256Digest) throws -> AccessToken?
+    /// Every token, revoked ones included, without their digests.
+    func tokens() throws -> [TokenListing]
+    /// Revokes a token for good; false when no live token has this id.
+    func revokeToken(id: Int) throws -> Bool
+}
+
+/// A token as an admin sees it in a listing: never its secret, nor the secret's digest.
+public struct TokenListing: Sendable, Equatable, Codable {
+    public let id: Int
+    public let user: String
+    public let label: String
+    public let scope: TokenScope
+    public let createdAt: String
+    public let revokedAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, user, label, scope, createdAt = "created_at", revokedAt = "revoked_at"
+    }
 }
 
 /// An upload in progress: the blob it will become and who started it. The bytes received so

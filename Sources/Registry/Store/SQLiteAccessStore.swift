@@ -27,6 +27,22 @@ extension SQLiteMetadataStore {
         }
     }
 
+    public func tokens() throws -> [TokenListing] {
+        try database.query("SELECT t.*, u.name AS user FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id").compactMap { row in
+            TokenScope(rawValue: row.text("scope")!).map {
+                TokenListing(id: row.int("id")!, user: row.text("user")!, label: row.text("label")!, scope: $0,
+                             createdAt: row.text("created_at")!, revokedAt: row.text("revoked_at"))
+            }
+        }
+    }
+
+    public func revokeToken(id: Int) throws -> Bool {
+        try database.transaction {
+            try database.query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.text(Timestamp.now()), .int(id)])
+            return try database.query("SELECT changes() AS n").first?.int("n") == 1
+        }
+    }
+
     public func createUpload(id: String, sha256: SHA256Digest, size: Int, user: String) throws -> UploadRecord {
         try database.transaction {
             let now = Timestamp.now()
