@@ -230,8 +230,9 @@ struct WriteAPITests {
             let chunk = try rawRequest("PATCH", port: port, path: "/api/uploads/\(id)", headers: ["Upload-Offset": "0"], body: Data(count: 2 << 20), token: token)
             #expect(chunk.status == 413 && chunk.headers["x-error-code"] == "BodyTooLarge")
             #expect(try rawRequest("DELETE", port: port, path: "/api/uploads/\(id)", token: token).status == 204)
-            let tooLong = try? rawRequest("GET", port: port, path: "/api/models/team/files", headers: ["X-Padding": String(repeating: "x", count: 64 << 10)])
-            #expect(tooLong == nil || (400 ..< 500).contains(tooLong!.status), "oversized headers: \(tooLong?.status ?? 0)")
+            // Headers past the 16 KiB limit are refused by the HTTP parser before any handler runs.
+            let tooLong = try rawRequest("GET", port: port, path: "/api/models/team/files", headers: ["X-Padding": String(repeating: "x", count: 64 << 10)])
+            #expect(tooLong.status == 400, "oversized headers: \(tooLong.status)")
             // Tags never move.
             #expect(try client.tag(RepositoryName("team/files"), revision: pushed.revision, as: "v1") == pushed.revision)
             let snapshotWithTag = try RegistrySnapshot(registry)
