@@ -57,29 +57,8 @@ struct CrashSafetyTests {
 
     /// Everything the invariants say, checked with the daemon dead.
     func audit(_ dataDirectory: URL, round: Int) throws {
-        let registry = try HubRegistry(dataDirectory: dataDirectory)
-        let database = (registry.store as! SQLiteMetadataStore).database
-        #expect(try database.query("PRAGMA integrity_check").first?.text("integrity_check") == "ok", "round \(round)")
-        #expect(try database.query("PRAGMA foreign_key_check").isEmpty, "round \(round)")
-        // Every blob file hashes to its address; every registered blob has its file.
-        let root = dataDirectory.appendingPathComponent("blobs/sha256")
-        for path in (FileManager.default.enumerator(atPath: root.path)?.allObjects as? [String] ?? []) where path.count > 3 {
-            let digest = try SHA256Digest(hex: URL(fileURLWithPath: path).lastPathComponent)
-            #expect(try registry.blobs.verify(digest), "round \(round): blob \(path) does not match its hash")
-        }
-        for row in try database.query("SELECT sha256, size FROM blobs") {
-            let digest = try SHA256Digest(hex: row.text("sha256")!)
-            #expect(registry.blobs.contains(digest), "round \(round): registered blob \(digest) has no file")
-        }
-        // No revision references a blob that is not registered (and so not present).
-        let dangling = try database.query("SELECT f.blob_sha256 FROM revision_files f LEFT JOIN blobs b ON b.sha256 = f.blob_sha256 WHERE b.sha256 IS NULL")
-        #expect(dangling.isEmpty, "round \(round): revisions reference missing blobs")
-        // An upload in progress never holds more bytes than it announced.
-        for upload in try registry.store.allUploads() {
-            let part = dataDirectory.appendingPathComponent("uploads/\(upload.id).part")
-            let size = (try? FileManager.default.attributesOfItem(atPath: part.path)[.size] as? Int) ?? 0
-            #expect(size <= upload.size, "round \(round): upload \(upload.id)")
-        }
+        let report = try RegistryCheck(registry: HubRegistry(dataDirectory: dataDirectory)).run()
+        #expect(report.problems == [], "round \(round)")
     }
 
     @Test("20 SIGKILLs during uploads and commits: integrity ok, blobs match their hashes, no dangling references, uploads resume or vanish")
