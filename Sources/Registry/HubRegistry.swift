@@ -31,16 +31,16 @@ public final class HubRegistry: @unchecked Sendable {
         dataDirectory.appendingPathComponent("tmp").appendingPathComponent("work-\(UUID().uuidString)")
     }
 
-    /// Stores every regular file of `directory` as blobs and commits them as one revision.
+    /// Stores every regular file under `directory` (subdirectories included, hidden files
+    /// not) as blobs and commits them as one revision.
     public func commitDirectory(_ directory: URL, to repository: RepositoryName, message: String, author: String,
                                 lineage: (parentRevisionID: String, recipeJSON: String)? = nil,
                                 variant: (([RevisionFile]) throws -> VariantRecord)? = nil) throws -> Revision {
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { !$0.hasPrefix(".") }.sorted()
         var files: [RevisionFile] = []
-        for name in names {
-            let (digest, size) = try blobs.ingest(fileAt: directory.appendingPathComponent(name), expected: nil)
+        for (path, url) in try DirectoryListing.regularFiles(under: directory) {
+            let (digest, size) = try blobs.ingest(fileAt: url, expected: nil)
             try store.registerBlob(digest, size: size)
-            files.append(RevisionFile(path: name, sha256: digest, size: size))
+            files.append(RevisionFile(path: path, sha256: digest, size: size))
         }
         var new = NewRevision(repository: repository, message: message, author: author, files: files)
         new.variant = try variant?(files)

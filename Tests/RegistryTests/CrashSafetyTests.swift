@@ -139,7 +139,7 @@ extension HubClient {
     /// A push in small chunks, so that a kill lands inside an upload more often than between two.
     func pushChunked(_ directory: URL, to repository: RepositoryName) throws -> PushResult {
         var entries: [CommitRequest.File] = []
-        for (path, url) in try HubClient.regularFiles(under: directory) {
+        for (path, url) in try DirectoryListing.regularFiles(under: directory) {
             let digest = try SHA256Digest.ofFile(at: url)
             try uploadBlob(url, sha256: digest, size: HubClient.fileSize(url), chunkSize: 256 << 10)
             entries.append(CommitRequest.File(path: path, sha256: digest))

@@ -11,7 +11,7 @@ struct IntegrityTests {
         let directory = try TemporaryDirectory()
         let registry = try HubRegistry(dataDirectory: directory.path("hub"))
         let content = try makeContent(directory, files: ["a.bin": randomBytes(10_000, seed: 1), "b.bin": randomBytes(20_000, seed: 2)])
-        let revision = try registry.commitDirectoryTree(content, to: RepositoryName("team/files"))
+        let revision = try registry.commitDirectory(content, to: RepositoryName("team/files"), message: "test", author: "test")
         let clean = try RegistryCheck(registry: registry).run()
         #expect(clean.isClean && clean.blobsVerified == 2 && clean.bytesVerified == 30_000 && clean.revisions == 1)
 

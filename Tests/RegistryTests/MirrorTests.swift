@@ -52,7 +52,7 @@ struct MirrorTests {
         let upstream = try HubRegistry(dataDirectory: directory.path("upstream"))
         let bytes = randomBytes(4_000_000, seed: 7)
         let content = try makeContent(directory, files: ["big.bin": bytes, "small.txt": Data("hi".utf8)])
-        let revision = try upstream.commitDirectoryTree(content, to: RepositoryName("team/data"))
+        let revision = try upstream.commitDirectory(content, to: RepositoryName("team/data"), message: "test", author: "test")
         let local = try HubRegistry(dataDirectory: directory.path("local"))
         let staging = local.dataDirectory.appendingPathComponent("mirror").appendingPathComponent(revision.id)
         let part = staging.appendingPathComponent(String(SHA256Digest.of(Data("big.bin".utf8)).hex.prefix(32)) + ".part")

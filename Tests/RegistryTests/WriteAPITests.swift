@@ -249,7 +249,7 @@ struct WriteAPITests {
         let registry = try registry(directory)
         let files = Dictionary(uniqueKeysWithValues: (0 ..< 7).map { ("dir/file-\($0).txt", Data("\($0)".utf8)) })
         let content = try makeContent(directory, files: files)
-        _ = try registry.commitDirectoryTree(content, to: RepositoryName("team/many"))
+        _ = try registry.commitDirectory(content, to: RepositoryName("team/many"), message: "test", author: "test")
         var limits = HubServer.Limits()
         limits.page = 3
         try await withServer(registry, limits: limits) { port in
@@ -264,20 +264,5 @@ struct WriteAPITests {
             let (status, output) = try HuggingFaceProtocolTests.python(script, port: port, cache: directory.path("cache"))
             #expect(status == 0 && output.trimmingCharacters(in: .whitespacesAndNewlines) == "7", "\(output)")
         }
-    }
-}
-
-extension HubRegistry {
-    /// Commits a directory tree (subdirectories included) without HTTP, for setting up tests.
-    func commitDirectoryTree(_ root: URL, to repository: RepositoryName) throws -> Revision {
-        var files: [RevisionFile] = []
-        for (path, url) in try HubClient.regularFiles(under: root) {
-            let (digest, size) = try blobs.ingest(fileAt: url, expected: nil)
-            try store.registerBlob(digest, size: size)
-            files.append(RevisionFile(path: path, sha256: digest, size: size))
-        }
-        var new = NewRevision(repository: repository, message: "test", author: "test", files: files)
-        new.createsRepository = .public
-        return try store.commit(new)
     }
 }

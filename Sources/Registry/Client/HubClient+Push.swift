@@ -27,7 +27,7 @@ extension HubClient {
     /// each file's blob is uploaded unless the server has it, then one commit names them all.
     public func push(directory: URL, to repository: RepositoryName, options: PushOptions = PushOptions(),
                      progress: ((_ path: String, _ done: Int, _ total: Int) -> Void)? = nil) throws -> PushResult {
-        let files = try Self.regularFiles(under: directory)
+        let files = try DirectoryListing.regularFiles(under: directory)
         guard !files.isEmpty else { throw RegistryError.emptyRevision(repository) }
         var entries: [[String: String]] = []
         var sent = 0, total = 0
@@ -47,25 +47,6 @@ extension HubClient {
             throw HubClientError.unexpectedResponse(url: url("/api/models/\(repository)/commit"), reason: "no commitOid")
         }
         return PushResult(revision: revision, files: files.count, sentBytes: sent, totalBytes: total)
-    }
-
-    /// Relative path → URL of every regular file under `directory`, sorted; symbolic links
-    /// are refused rather than followed out of the directory.
-    static func regularFiles(under directory: URL) throws -> [(String, URL)] {
-        let root = directory.standardizedFileURL.resolvingSymlinksInPath()
-        guard let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .isSymbolicLinkKey],
-                                                              options: [.skipsHiddenFiles]) else {
-            throw RegistryError.invalidPath(directory.path, reason: "cannot list the directory")
-        }
-        var files: [(String, URL)] = []
-        for case let url as URL in enumerator {
-            let values = try url.resourceValues(forKeys: [.isRegularFileKey, .isSymbolicLinkKey])
-            let relative = String(url.standardizedFileURL.path.dropFirst(root.path.count + 1))
-            if values.isSymbolicLink == true { throw RegistryError.invalidPath(relative, reason: "is a symbolic link; push copies of files only") }
-            guard values.isRegularFile == true else { continue }
-            files.append((relative, url))
-        }
-        return files.sorted { $0.0 < $1.0 }
     }
 
     public func createToken(user: String?, label: String?, scope: TokenScope) throws(HubClientError) -> String {

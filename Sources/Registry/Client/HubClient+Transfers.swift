@@ -9,23 +9,22 @@ extension HubClient {
     public func download(_ path: String, to destination: URL, expectedSize: Int? = nil,
                          progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws(HubClientError) -> [String: String] {
         let target = url(path)
-        var delay = backoff
-        var lastError = ""
-        for attempt in 1 ... max(attempts, 1) {
+        // Each attempt starts after the bytes the previous ones left in `destination`.
+        return try retrying(target) { () throws(HubClientError) in
             let have = Self.fileSize(destination)
-            if let expectedSize, have == expectedSize, have > 0 || FileManager.default.fileExists(atPath: destination.path) { return [:] }
+            if let expectedSize, have == expectedSize, FileManager.default.fileExists(atPath: destination.path) { return [:] }
             if !FileManager.default.fileExists(atPath: destination.path) {
                 FileManager.default.createFile(atPath: destination.path, contents: nil)
             }
             guard let handle = try? FileHandle(forWritingTo: destination) else {
                 throw .transport(url: target, message: "cannot write \(destination.path)")
             }
+            defer { try? handle.close() }
             var errorBody = Data()
             var started = false
-            var received = 0
-            let headers = authorization + (have > 0 ? ["Range: bytes=\(have)-"] : [])
-            do {
-                let response = try CurlTransfer.perform(method: "GET", url: target, headers: headers, sink: { status, bytes in
+            let response = try CurlTransfer.perform(
+                method: "GET", url: target, headers: authorization + (have > 0 ? ["Range: bytes=\(have)-"] : []),
+                sink: { status, bytes in
                     if status >= 400 { errorBody.append(contentsOf: bytes.prefix(4096)); return true }
                     do {
                         if !started {
@@ -36,25 +35,14 @@ extension HubClient {
                             try handle.seek(toOffset: UInt64(offset))
                         }
                         try handle.write(contentsOf: Data(bytes))
-                        received += bytes.count
                         return true
                     } catch { return false }
-                }, progress: progress.map { report in { done, total in report(have + done, expectedSize ?? (have + total)) } })
-                try? handle.close()
-                if response.status == 416, let expectedSize, have >= expectedSize { return response.headers }
-                try Self.check(CurlTransfer.Response(status: response.status, headers: response.headers, body: errorBody), url: target)
-                return response.headers
-            } catch {
-                try? handle.close()
-                guard error.isTransient else { throw error }
-                lastError = error.description
-                if attempt < attempts {
-                    Thread.sleep(forTimeInterval: delay)
-                    delay *= 2
-                }
-            }
+                },
+                progress: progress.map { report in { done, total in report(have + done, expectedSize ?? (have + total)) } })
+            if response.status == 416, let expectedSize, have >= expectedSize { return response.headers }
+            try Self.check(CurlTransfer.Response(status: response.status, headers: response.headers, body: errorBody), url: target)
+            return response.headers
         }
-        throw .gaveUp(url: target, attempts: attempts, last: lastError)
     }
 
     /// Uploads one file as a blob through the resumable upload API: announces it, then sends
