@@ -243,13 +243,15 @@ struct WriteAPITests {
         }
     }
 
-    @Test("tree listings page with Link headers, which the client and huggingface_hub follow to the end")
+    @Test("tree and model listings page with Link headers, which the client and huggingface_hub follow to the end")
     func treePaging() async throws {
         let directory = try TemporaryDirectory()
         let registry = try registry(directory)
         let files = Dictionary(uniqueKeysWithValues: (0 ..< 7).map { ("dir/file-\($0).txt", Data("\($0)".utf8)) })
         let content = try makeContent(directory, files: files)
         _ = try registry.commitDirectory(content, to: RepositoryName("team/many"), message: "test", author: "test")
+        for i in 1 ... 4 { _ = try registry.commitDirectory(content, to: RepositoryName("team/many-\(i)"), message: "test", author: "test") }
+        _ = try registry.commitDirectory(content, to: RepositoryName("other/many"), message: "test", author: "test")
         var limits = HubServer.Limits()
         limits.page = 3
         try await withServer(registry, limits: limits) { port in
@@ -257,6 +259,9 @@ struct WriteAPITests {
             #expect(first.headers["link"]?.contains("rel=\"next\"") == true)
             let all = try HubClient(endpoint: "http://127.0.0.1:\(port)", token: nil).pages("/api/models/team/many/tree/main?recursive=true")
             #expect(all.compactMap { $0["path"] as? String }.sorted() == files.keys.sorted())
+            // The model listing pages the same way, carrying the search (with its '/') into the next link.
+            let models = try HubClient(endpoint: "http://127.0.0.1:\(port)", token: nil).pages("/api/models?search=team%2Fmany")
+            #expect(models.compactMap { $0["id"] as? String } == ["team/many", "team/many-1", "team/many-2", "team/many-3", "team/many-4"])
             let script = """
             from huggingface_hub import HfApi
             print(len([e for e in HfApi().list_repo_tree("team/many", recursive=True) if e.path.startswith("dir/file-")]))

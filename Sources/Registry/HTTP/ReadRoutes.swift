@@ -78,8 +78,11 @@ struct ReadRoutes: Sendable {
 
     func nextLink(_ request: Request, cursor: String?) -> HTTPFields {
         guard let cursor else { return [:] }
-        var items = request.uri.queryParameters.filter { $0.key != "cursor" }.map { "\($0.key)=\($0.value)" }
-        items.append("cursor=\(cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor)")
+        // Query values arrive decoded; they go back into the URL encoded again.
+        let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        func encoded(_ text: some StringProtocol) -> String { String(text).addingPercentEncoding(withAllowedCharacters: unreserved) ?? String(text) }
+        var items = request.uri.queryParameters.filter { $0.key != "cursor" }.map { "\(encoded($0.key))=\(encoded($0.value))" }
+        items.append("cursor=\(encoded(cursor))")
         let host = request.head.authority ?? "localhost"
         var headers = HTTPFields()
         headers[HTTPField.Name("Link")!] = "<http://\(host)\(request.uri.path)?\(items.joined(separator: "&"))>; rel=\"next\""
