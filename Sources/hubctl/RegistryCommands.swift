@@ -196,6 +196,31 @@ struct Fsck: ParsableCommand {
     }
 }
 
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Reclaim blobs no revision uses and uploads abandoned part-way.",
+        discussion: """
+        Removes registered blobs that no revision references (left by commits that failed or
+        never came), blob files nothing registered, and unfinished uploads, all only when older
+        than the grace period, so that work in flight is never touched. Revisions and their
+        files are never removed.
+
+        Example:
+          hubctl gc --dry-run
+          hubctl gc --grace-hours 1
+        """
+    )
+    @Option(help: "Only reclaim what is older than this many hours.") var graceHours: Double = 24
+    @Flag(help: "Report what would be reclaimed; change nothing.") var dryRun = false
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let report = try GarbageCollector(registry: data.open()).run(grace: graceHours * 3600, dryRun: dryRun)
+        print("\(dryRun ? "would reclaim" : "reclaimed") \(report.blobs) blobs (\(Output.bytes(report.bytes))) and \(report.uploads) unfinished uploads")
+    }
+}
+
 struct Schema: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the registry's SQL schema (what schemas/registry.sql holds).")
