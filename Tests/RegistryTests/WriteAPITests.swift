@@ -31,12 +31,20 @@ struct WriteAPITests {
             let result = try client.push(directory: content, to: RepositoryName("team/files"), options: options)
             #expect(result.files == 3)
             #expect(result.sentBytes == files.values.reduce(0) { $0 + $1.count })
-            // Pushing the same content again sends nothing: every blob is already there.
+            // Pushing the same content again sends nothing (every blob is there) and commits
+            // nothing (the head already holds it): a retried push is harmless.
             options.message = "again"
             let again = try client.push(directory: content, to: RepositoryName("team/files"), options: options)
-            #expect(again.sentBytes == 0)
+            #expect(again.sentBytes == 0 && again.revision == result.revision)
+            options.parentCommit = String(repeating: "0", count: 40)   // even with a stale parent, as a retry would send
+            #expect(try client.push(directory: content, to: RepositoryName("team/files"), options: options).revision == result.revision)
+            options.parentCommit = nil
+            // A real change is a new revision on top.
+            try Data("{\"a\": 2}".utf8).write(to: content.appendingPathComponent("config.json"))
+            let changed = try client.push(directory: content, to: RepositoryName("team/files"), options: options)
+            #expect(changed.sentBytes == 8)
             let revision = try #require(try registry.store.resolve(RepositoryName("team/files"), revision: "main"))
-            #expect(revision.id == again.revision && revision.parentID == result.revision && revision.author == "admin")
+            #expect(revision.id == changed.revision && revision.parentID == result.revision && revision.author == "admin")
             for (path, data) in files {
                 let target = directory.path("download-\(path.replacingOccurrences(of: "/", with: "_"))")
                 try HubClient(endpoint: "http://127.0.0.1:\(port)", token: nil).download("/team/files/resolve/\(result.revision)/\(path)", to: target)
@@ -206,7 +214,7 @@ struct WriteAPITests {
                 ("a missing field", "team/files", #"{"message": "m"}"#, 400, "files"),
                 ("not JSON", "team/files", "{nope", 400, "JSON"),
                 ("no files", "team/new", #"{"files": []}"#, 400, "at least one file"),
-                ("a stale parent", "team/files", #"{"parent_commit": "\#(String(repeating: "0", count: 40))", "files": [{"path": "a.txt", "sha256": "\#(known)"}]}"#, 409, pushed.revision),
+                ("a stale parent", "team/files", #"{"parent_commit": "\#(String(repeating: "0", count: 40))", "files": [{"path": "renamed.txt", "sha256": "\#(known)"}]}"#, 409, pushed.revision),
                 ("lineage to a missing parent", "team/new", #"{"lineage": {"parent": "team/absent"}, "files": [{"path": "a.txt", "sha256": "\#(known)"}]}"#, 422, "recipe.json"),
                 ("a repository name with '..'", "team/a..b", #"{"files": [{"path": "a.txt", "sha256": "\#(known)"}]}"#, 400, "'..'"),
             ]

@@ -11,7 +11,8 @@ public protocol MetadataStore: AccessStore, UploadRecordStore {
     func repositories(search: String?, after cursor: String?, limit: Int, includePrivate: Bool) throws -> [Repository]
 
     /// Writes a revision, its files, its variant and lineage records and moves its branch to
-    /// it, all in one transaction. Every file's blob must already be registered.
+    /// it, all in one transaction. Every file's blob must already be registered. A commit that
+    /// changes nothing (the branch head has the same files and lineage) returns the head.
     func commit(_ revision: NewRevision) throws -> Revision
     func registerBlob(_ digest: SHA256Digest, size: Int) throws
     /// Points tag `name` at a revision of the repository. A tag never moves: setting an

@@ -76,6 +76,9 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
                                               revision: head.text("revision_id") ?? "?")
             }
             let parent = head?.text("revision_id")
+            // A commit that would change nothing (same files, same lineage) is the head itself:
+            // no empty revision, and a client retrying a commit that did land gets that commit.
+            if let parent, let existing = try unchanged(parent, by: new) { return existing }
             if let expected = new.expectedParentID, expected != parent {
                 throw RegistryError.staleParent(repository: new.repository, branch: new.branch, expected: expected, found: parent)
             }
@@ -109,6 +112,17 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             }
             return Revision(id: id, repository: new.repository, parentID: parent, message: new.message, author: new.author, createdAt: now)
         }
+    }
+
+    private func unchanged(_ headID: String, by new: NewRevision) throws -> Revision? {
+        let headFiles = try database.query("SELECT path, blob_sha256 FROM revision_files WHERE revision_id = ?", [.text(headID)])
+            .map { "\($0.text("blob_sha256")!) \($0.text("path")!)" }
+        guard Set(headFiles) == Set(new.files.map { "\($0.sha256.hex) \($0.path)" }) else { return nil }
+        let headLineage = try database.query("SELECT parent_revision_id FROM lineage_edges WHERE child_revision_id = ?", [.text(headID)])
+            .first?.text("parent_revision_id")
+        let headIsVariant = try database.query("SELECT 1 FROM variants WHERE revision_id = ?", [.text(headID)]).first != nil
+        guard headLineage == new.lineage?.parentRevisionID, headIsVariant == (new.variant != nil) else { return nil }
+        return try resolve(new.repository, revision: headID)
     }
 
     public func resolve(_ name: RepositoryName, revision: String) throws -> Revision? {
