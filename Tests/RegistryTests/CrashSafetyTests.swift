@@ -138,14 +138,8 @@ struct SeededGenerator: RandomNumberGenerator {
 extension HubClient {
     /// A push in small chunks, so that a kill lands inside an upload more often than between two.
     func pushChunked(_ directory: URL, to repository: RepositoryName) throws -> PushResult {
-        var entries: [CommitRequest.File] = []
-        for (path, url) in try DirectoryListing.regularFiles(under: directory) {
-            let digest = try SHA256Digest.ofFile(at: url)
-            try uploadBlob(url, sha256: digest, size: HubClient.fileSize(url), chunkSize: 256 << 10)
-            entries.append(CommitRequest.File(path: path, sha256: digest))
-        }
-        let body: [String: Any] = ["files": entries.map { ["path": $0.path, "sha256": $0.sha256.hex] }]
-        let answer = try json("POST", "/api/models/\(repository)/commit/main", body: body)
-        return PushResult(revision: (answer as? [String: Any])?["commitOid"] as? String ?? "", files: entries.count, sentBytes: 0, totalBytes: 0)
+        var options = PushOptions()
+        options.chunkSize = 256 << 10
+        return try push(directory: directory, to: repository, options: options)
     }
 }

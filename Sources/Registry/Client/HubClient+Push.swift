@@ -11,6 +11,8 @@ extension HubClient {
         public var isPrivate = false
         /// `namespace/name[@revision]` of the model a compressed variant was made from.
         public var lineageParent: String?
+        /// Bytes per upload request; an interruption costs at most one chunk.
+        public var chunkSize = 16 << 20
 
         public init() {}
     }
@@ -34,7 +36,7 @@ extension HubClient {
         for (path, url) in files {
             let digest = try SHA256Digest.ofFile(at: url)
             let size = Self.fileSize(url)
-            sent += try uploadBlob(url, sha256: digest, size: size) { done, all in progress?(path, done, all) }
+            sent += try uploadBlob(url, sha256: digest, size: size, chunkSize: options.chunkSize) { done, all in progress?(path, done, all) }
             total += size
             entries.append(["path": path, "sha256": digest.hex])
         }

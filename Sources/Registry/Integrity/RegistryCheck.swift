@@ -39,12 +39,13 @@ public struct RegistryCheck {
         var files: [SHA256Digest: Int] = [:]
         for path in (FileManager.default.enumerator(atPath: root.path)?.allObjects as? [String] ?? []) {
             let url = root.appendingPathComponent(path)
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .fileSizeKey])
+            guard values?.isRegularFile == true else { continue }
             guard let digest = try? SHA256Digest(hex: url.lastPathComponent), path == "\(digest.hex.prefix(2))/\(digest.hex)" else {
                 report.problems.append("blob store: unexpected file \(path)")
                 continue
             }
-            let size = (try? url.resourceValues(forKeys: [.fileSizeKey]))?.fileSize ?? 0
+            let size = values?.fileSize ?? 0
             files[digest] = size
             if rehash {
                 if try SHA256Digest.ofFile(at: url) != digest { report.problems.append("blob \(digest.hex) does not hash to its address") }
