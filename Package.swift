@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore", "HubTestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Transformer", "Checkpoint", "HubCore", "HubTestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Transformer", "Checkpoint", "HubCore", "Evaluator", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
     ]

@@ -19,7 +19,8 @@ public struct FineTuneRecord: Codable, Sendable, Equatable {
 
     public var schemaVersion = 1
     public let parentCheckpointSHA256: SHA256Digest
-    /// "full" (every parameter trained).
+    /// "full" (every parameter trained) or "lora" (adapters trained, then merged; their
+    /// rank, alpha and targets are in `settings.lora`).
     public let method: String
     /// "cross-entropy", or "distillation" (with its weight and temperature).
     public let loss: String
@@ -51,7 +52,7 @@ public struct FineTuneRecord: Codable, Sendable, Equatable {
     public init(parentCheckpointSHA256: SHA256Digest, settings: FineTuneSettings, corpus: Corpus, wallSeconds: Double, curve: [FineTuner.Step],
                 distillation: DistillationSettings? = nil) {
         self.parentCheckpointSHA256 = parentCheckpointSHA256
-        method = "full"
+        method = settings.lora == nil ? "full" : "lora"
         loss = distillation == nil ? "cross-entropy" : "distillation"
         self.distillation = distillation
         self.settings = settings
@@ -95,6 +96,7 @@ extension FineTuneSettings {
     enum CodingKeys: String, CodingKey {
         case tokens, sequenceLength = "sequence_length", batchSequences = "batch_sequences", accumulation
         case peakLearningRate = "peak_learning_rate", warmupFraction = "warmup_fraction", clipNorm = "clip_norm", weightDecay = "weight_decay"
+        case seed, lora
     }
 }
 

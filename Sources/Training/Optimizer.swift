@@ -9,7 +9,7 @@ public struct AdamW: Sendable {
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-8
     public var weightDecay: Float = 0.01
-    public private(set) var step = 0
+    public internal(set) var step = 0
     var first: [String: [Float]] = [:]
     var second: [String: [Float]] = [:]
 
@@ -19,6 +19,11 @@ public struct AdamW: Sendable {
 
     /// One update of every parameter that has a gradient.
     public mutating func update(_ parameters: inout TrainableParameters, gradients: [String: [Float]], learningRate: Float) {
+        update(&parameters.values, gradients: gradients, learningRate: learningRate)
+    }
+
+    /// One update of every value that has a gradient (full weights, or LoRA's A and B).
+    public mutating func update(_ values: inout [String: [Float]], gradients: [String: [Float]], learningRate: Float) {
         step += 1
         let correction1 = 1 - pow(beta1, Float(step)), correction2 = 1 - pow(beta2, Float(step))
         for (name, g) in gradients {
@@ -28,7 +33,7 @@ public struct AdamW: Sendable {
             }
             let decay = name.hasSuffix("norm.weight") ? 0 : weightDecay
             let (b1, b2, eps) = (beta1, beta2, epsilon)
-            parameters.values[name]!.withUnsafeMutableBufferPointer { w in
+            values[name]!.withUnsafeMutableBufferPointer { w in
                 first[name]!.withUnsafeMutableBufferPointer { m in
                     second[name]!.withUnsafeMutableBufferPointer { v in
                         for i in 0 ..< g.count {
@@ -72,7 +77,11 @@ public enum GradientClipping {
     /// norm before clipping.
     @discardableResult
     public static func clip(_ gradients: inout [String: [Float]], maximum: Double) -> Double {
-        let norm = gradients.values.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1) * Double($1) } }.squareRoot()
+        // Summed in name order: a dictionary's order changes from process to process, and a
+        // resumed run must clip exactly as the uninterrupted one did.
+        let norm = gradients.keys.sorted().reduce(0.0) { sum, name in
+            gradients[name]!.reduce(sum) { $0 + Double($1) * Double($1) }
+        }.squareRoot()
         guard norm > maximum, norm > 0 else { return norm }
         let scale = Float(maximum / norm)
         for name in gradients.keys { gradients[name] = gradients[name]!.map { $0 * scale } }

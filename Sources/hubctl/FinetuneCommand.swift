@@ -6,26 +6,42 @@ import HubCore
 import Training
 import Transformer
 
+/// Set by the first Ctrl-C; the training loop stops after the step in flight.
+nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
+
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recover a compressed model's quality with a short fine-tune.",
         discussion: """
-        Trains every parameter by next-token cross-entropy with AdamW (warm-up, then
-        cosine decay) on BBC articles 64..<900 of BIG-bench gem/xsum: disjoint from
-        the calibration articles (0..<64) and the evaluator's test articles
-        (900..<1001). The articles are tokenized, joined with <|endoftext|> and read
-        in order, so the record's token range says exactly what the run saw. The
-        output directory (weights, config, tokenizer, finetune.json) appears whole
-        or not at all; finetune.json is schemas/finetune.schema.json.
+        Trains on the first D tokens of the fine-tuning corpus: 5.70M tokens of
+        English from BIG-bench files that set-up fetches and pins (xsum articles
+        64..<900, Wikipedia articles and evidence, reviews, conversations), disjoint
+        from the calibration text, the test articles and every evaluated task. The
+        documents are shuffled once by a fixed seed, so any D mixes the sources.
+
+        Every weight trains with AdamW (warm-up, then cosine decay), or with
+        --lora-rank only low-rank adapters on the chosen projections, merged into
+        the weights at the end: either way the output is a plain checkpoint of the
+        parent's shape. finetune.json (schemas/finetune.schema.json) records the
+        parent's sha256, the settings and seed, the corpus sha256 and token range,
+        the loss curve and the wall time.
 
         --distill-from names a teacher (usually the parent the variant was cut
         from): the loss becomes (1 − w)·CE + w·T²·KL(teacher ‖ student) at
         temperature T, with the teacher's logits computed on the fly.
 
-        Example:
+        A checkpoint is written every --checkpoint-every steps to OUTPUT.checkpoint.
+        Ctrl-C stops after the step in flight and writes one; a run killed any other
+        way keeps the last. --resume continues from it and, at the same BLAS
+        threads, ends with the same weights as a run never stopped. The output
+        directory appears whole or not at all.
+
+        Examples:
           hubctl finetune smollm2-w30 --tokens 50000 -o smollm2-w30-ft
+          hubctl finetune smollm2-w30 --tokens 50000 --lora-rank 16 -o w30-lora
           hubctl finetune smollm2-w30 --tokens 50000 \\
             --distill-from smollm2/SmolLM2-135M-Instruct -o smollm2-w30-kd
+          hubctl finetune smollm2-w30 --tokens 50000 -o smollm2-w30-ft --resume
         """
     )
 
@@ -35,10 +51,16 @@ struct Finetune: ParsableCommand {
     @Option(help: "Sequences per micro-batch.") var batch = 4
     @Option(help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(help: "Peak learning rate.") var learningRate = 1e-4
+    @Option(help: "Train LoRA adapters of this rank instead of every weight.") var loraRank: Int?
+    @Option(help: "LoRA alpha (scale alpha/rank; default 2 × rank).") var loraAlpha: Double?
+    @Option(help: "Projections that get adapters, comma-separated.") var loraTargets = LoRASettings.projections.joined(separator: ",")
+    @Option(help: "Seed of LoRA's initial adapters.") var seed: UInt64 = 0
     @Option(help: "A teacher model to distil from (directory or namespace/name[@revision]).") var distillFrom: String?
     @Option(help: "Weight w of the distillation term, in [0, 1].") var distillWeight = 0.5
     @Option(help: "Distillation temperature T.") var temperature = 2.0
     @Option(name: .shortAndLong, help: "The directory to create.") var output: String
+    @Option(help: "Steps between checkpoints.") var checkpointEvery = 25
+    @Flag(help: "Continue the interrupted run whose checkpoint is in OUTPUT.checkpoint.") var resume = false
     @Option(help: "BLAS threads (default: all cores).") var threads: Int?
     @OptionGroup var data: DataDirectoryOption
 
@@ -49,17 +71,29 @@ struct Finetune: ParsableCommand {
         settings.batchSequences = batch
         settings.accumulation = accumulation
         settings.peakLearningRate = learningRate
+        settings.seed = seed
+        if let loraRank {
+            settings.lora = try LoRASettings(rank: loraRank, alpha: loraAlpha,
+                                             targets: loraTargets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
         let tuner = try FineTuner(settings: settings)
         let destination = URL(fileURLWithPath: output)
+        let checkpointDirectory = URL(fileURLWithPath: output + ".checkpoint")
         guard !FileManager.default.fileExists(atPath: destination.path) else { throw ValidationFailure("\(output) already exists") }
+        let hasCheckpoint = FileManager.default.fileExists(atPath: checkpointDirectory.path)
+        if hasCheckpoint, !resume {
+            throw ValidationFailure("\(checkpointDirectory.path) holds an interrupted run: add --resume to continue it, or delete it to start over")
+        }
+        if resume, !hasCheckpoint { throw ValidationFailure("nothing to resume: \(checkpointDirectory.path) does not exist") }
+
         let files = try ModelLocator.locate(model, data: data)
         let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
-        let articles = try XSumCorpus.articles(in: ModelLocator.assetCache.appendingPathComponent("bigbench/gem/xsum/task.json"), range: 64 ..< 900)
-        let text = articles.joined(separator: "<|endoftext|>")
-        let stream = tokenizer.encode(text)
-        Output.progress("… corpus: xsum articles 64..<900, \(stream.count) tokens; \(settings.steps) steps of \(settings.tokensPerStep) tokens")
-
         var parameters = try TrainableParameters(config: files.config, weights: files.weights)
+        let corpus = try FineTuneCorpus(bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"))
+        let stream = try corpus.tokens(tuner.tokensNeeded, tokenizer: tokenizer)
+        Output.progress("… corpus: \(FineTuneCorpus.name), first \(stream.count) tokens; \(settings.steps) steps of \(settings.tokensPerStep) tokens"
+                        + (settings.lora.map { ", LoRA rank \($0.rank) on \($0.targets.joined(separator: ","))" } ?? ", every weight"))
+
         var distillation: LanguageModelPass.Distillation?
         var distillationRecord: FineTuneRecord.DistillationSettings?
         if let distillFrom {
@@ -70,23 +104,76 @@ struct Finetune: ParsableCommand {
             distillationRecord = .init(teacherCheckpointSHA256: try SHA256Digest.ofFile(at: teacherFiles.weights), weight: distillWeight,
                                        temperature: temperature)
         }
-        let start = Date()
-        let curve = try tuner.run(&parameters, stream: stream, distillation: distillation) { step in
-            let elapsed = Date().timeIntervalSince(start)
-            let rate = Double(step.tokens) / max(elapsed, 1e-9)
-            let remaining = Double(settings.steps * settings.tokensPerStep - step.tokens) / max(rate, 1e-9)
-            Output.bar(String(format: "fine-tuning loss %.3f, %.0f tok/s, ETA %.0f s", step.loss, rate, remaining),
-                       done: step.tokens, total: settings.steps * settings.tokensPerStep)
+        let parentSHA256 = try SHA256Digest.ofFile(at: files.weights)
+        let settingsJSON = try Output.json(settings)
+        let checkpoints = try FineTuneCheckpoints(directory: checkpointDirectory, every: checkpointEvery, identity: [
+            "parent_checkpoint_sha256": parentSHA256.hex, "corpus_sha256": corpus.sha256.hex, "settings": settingsJSON,
+            "distillation": try distillationRecord.map { try Output.json($0) } ?? "none",
+        ])
+
+        signal(SIGINT) { _ in
+            interruptRequested = 1
+            signal(SIGINT, SIG_DFL)  // a second Ctrl-C stops at once
         }
-        let record = FineTuneRecord(parentCheckpointSHA256: try SHA256Digest.ofFile(at: files.weights), settings: settings,
-                                    corpus: .init(source: "bigbench gem/xsum articles 64..<900 joined with <|endoftext|>",
-                                                  sha256: SHA256Digest.of(Data(text.utf8)), tokenRange: [0, curve.last?.tokens ?? 0]),
-                                    wallSeconds: Date().timeIntervalSince(start), curve: curve, distillation: distillationRecord)
+        let start = Date()
+        var firstTokens: Int?
+        let outcome: FineTuner.Outcome
+        do {
+            outcome = try tuner.run(&parameters, stream: stream, distillation: distillation, checkpoints: checkpoints,
+                                    shouldStop: { interruptRequested != 0 }) { step in
+                let before = firstTokens ?? (step.tokens - settings.tokensPerStep)
+                firstTokens = before
+                let rate = Double(step.tokens - before) / max(Date().timeIntervalSince(start), 1e-9)
+                let remaining = Double(tuner.tokensNeeded - step.tokens) / max(rate, 1e-9)
+                Output.bar(String(format: "fine-tuning loss %.3f, %.0f tok/s, ETA %.0f s", step.loss, rate, remaining),
+                           done: step.tokens, total: tuner.tokensNeeded)
+            }
+        } catch FineTuneError.interrupted(let step, _) {
+            Output.progress("\ninterrupted after step \(step) of \(settings.steps); the checkpoint is in \(checkpointDirectory.path)."
+                            + " Continue with the same command and --resume.")
+            throw ExitCode(130)
+        }
+        let curve = outcome.curve
+        let record = FineTuneRecord(parentCheckpointSHA256: parentSHA256, settings: settings,
+                                    corpus: .init(source: FineTuneCorpus.name, sha256: corpus.sha256, tokenRange: [0, curve.last?.tokens ?? 0]),
+                                    wallSeconds: outcome.wallSeconds, curve: curve, distillation: distillationRecord)
         var companions: [String: URL] = ["tokenizer.json": files.tokenizer]
         if let config = files.tokenizerConfig { companions["tokenizer_config.json"] = config }
         try ModelDirectory.write(config: parameters.config, tensors: parameters.tensors,
                                  companions: companions, records: ["finetune.json": Data(try Output.json(record).utf8)], to: destination)
+        try checkpoints.discard()
         print(String(format: "wrote %@: %d tokens in %d steps, loss %.3f → %.3f, %.0f s (%.0f tokens/s)", output, record.tokens, record.steps,
                      curve.first?.loss ?? 0, curve.last?.loss ?? 0, record.wallSeconds, Double(record.tokens) / record.wallSeconds))
+    }
+}
+
+struct Corpus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the fine-tuning corpus: its sources, size and sha256.",
+        discussion: """
+        Reads the corpus from the BIG-bench files set-up fetched, checks it against
+        its pinned sha256 and prints what each source contributes. --count-tokens
+        tokenizes all of it with the model's tokenizer (about a minute).
+
+        Example:
+          hubctl corpus --count-tokens
+        """
+    )
+
+    @Flag(help: "Tokenize the whole corpus and print its size in tokens.") var countTokens = false
+    @Option(help: "The model whose tokenizer counts tokens.") var model = "smollm2/SmolLM2-135M-Instruct"
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        let corpus = try FineTuneCorpus(bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"))
+        print("\(FineTuneCorpus.name), sha256 \(corpus.sha256.hex) (matches its pin)")
+        for (source, documents, bytes) in corpus.sizes {
+            print("  " + source.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%6d documents  ", documents) + Output.bytes(bytes))
+        }
+        guard countTokens else { return }
+        let files = try ModelLocator.locate(model, data: data)
+        let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
+        let total = corpus.documents.reduce(0) { $0 + tokenizer.encode($1 + "<|endoftext|>").count }
+        print("  \(total) tokens with \(files.label)'s tokenizer")
     }
 }

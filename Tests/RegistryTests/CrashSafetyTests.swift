@@ -15,7 +15,7 @@ struct CrashSafetyTests {
         let port: Int
 
         init(dataDirectory: URL) throws {
-            process.executableURL = try Self.hubctl()
+            process.executableURL = try HubctlBinary.url()
             process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory.path]
             let errors = Pipe()
             process.standardError = errors
@@ -41,19 +41,9 @@ struct CrashSafetyTests {
             Foundation.kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-
-        static func hubctl() throws -> URL {
-            let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-                              Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
-            for directory in candidates {
-                let url = directory.appendingPathComponent("hubctl")
-                if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-            }
-            throw DaemonError.noBinary(candidates.map(\.path))
-        }
     }
 
-    enum DaemonError: Error { case didNotStart(String), noBinary([String]) }
+    enum DaemonError: Error { case didNotStart(String) }
 
     /// Everything the invariants say, checked with the daemon dead.
     func audit(_ dataDirectory: URL, round: Int) throws {

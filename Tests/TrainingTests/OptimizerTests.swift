@@ -58,7 +58,7 @@ struct OptimizerTests {
         settings.batchSequences = 2
         settings.accumulation = 2
         settings.peakLearningRate = 1e-2
-        let curve = try FineTuner(settings: settings).run(&p, stream: stream)
+        let curve = try FineTuner(settings: settings).run(&p, stream: stream).curve
         #expect(curve.count == 50)
         #expect(curve.last!.tokens == 3200)
         #expect(curve.suffix(5).map(\.loss).reduce(0, +) / 5 < 0.3 * curve[0].loss, "\(curve[0].loss) → \(curve.last!.loss)")
@@ -86,7 +86,7 @@ struct FineTuneRecordTests {
         var settings = FineTuneSettings(tokens: 64)
         settings.sequenceLength = 8
         settings.batchSequences = 2
-        let curve = try FineTuner(settings: settings).run(&p, stream: (0 ..< 100).map { $0 % 40 })
+        let curve = try FineTuner(settings: settings).run(&p, stream: (0 ..< 100).map { $0 % 40 }).curve
         let record = FineTuneRecord(parentCheckpointSHA256: .of(Data("parent".utf8)), settings: settings,
                                     corpus: .init(source: "test", sha256: .of(Data("corpus".utf8)), tokenRange: [0, 64]),
                                     wallSeconds: 0.5, curve: curve)

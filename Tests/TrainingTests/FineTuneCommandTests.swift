@@ -1,0 +1,172 @@
+import Checkpoint
+import Evaluator
+import Foundation
+import HubCore
+import HubTestSupport
+import Testing
+import Transformer
+@testable import Training
+
+@Suite("Fine-tuning corpus")
+struct FineTuneCorpusTests {
+    @Test("the corpus matches its pin, holds over 20 MB of text, and shares nothing with the calibration or test articles or an evaluated task")
+    func pinnedAndDisjoint() throws {
+        let bigbench = Assets.cacheDirectory.appendingPathComponent("bigbench")
+        let corpus = try FineTuneCorpus(bigbench: bigbench)
+        #expect(corpus.sha256.hex == FineTuneCorpus.pinnedSHA256)
+        #expect(corpus.sizes.reduce(0) { $0 + $1.bytes } > 20_000_000)
+        #expect(corpus.sizes.allSatisfy { $0.documents > 500 }, "\(corpus.sizes)")
+
+        let documents = Set(corpus.documents)
+        let xsum = try Assets.bigbench("gem/xsum/task.json")
+        for article in try XSumCorpus.articles(in: xsum, range: XSumCorpus.testRange) + XSumCorpus.articles(in: xsum, range: 0 ..< 64) {
+            #expect(!documents.contains(article))
+        }
+        #expect(documents.contains(try XSumCorpus.articles(in: xsum, range: 64 ..< 65)[0]))
+        let evaluated = Set(EvaluationSuite.taskPaths.values)
+        #expect(FineTuneCorpus.sources.allSatisfy { !evaluated.contains($0.path) })
+    }
+
+    @Test("a changed source file is refused by its sha256, naming the fix")
+    func mismatchRefused() throws {
+        let directory = try TemporaryDirectory()
+        for (path, _) in FineTuneCorpus.sources {
+            let destination = directory.url.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: try Assets.bigbench(path), to: destination)
+        }
+        // Drop the last example of one file: still valid JSON, one document fewer.
+        let file = directory.url.appendingPathComponent("multiemo/all_text_en/task.json")
+        var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        root["examples"] = Array((root["examples"] as! [Any]).dropLast())
+        try JSONSerialization.data(withJSONObject: root).write(to: file)
+        do {
+            _ = try FineTuneCorpus(bigbench: directory.url)
+            Issue.record("a changed corpus was accepted")
+        } catch let error as FineTuneError {
+            guard case .corpusMismatch = error else { Issue.record("wrong error: \(error)"); return }
+            #expect("\(error)".contains("run scripts/fetch-assets.sh"))
+        }
+    }
+}
+
+/// `hubctl finetune` as its own process, as a user runs it: killed with SIGKILL between
+/// checkpoints and resumed, and fed bad input.
+@Suite("hubctl finetune", .serialized)
+struct FineTuneCommandTests {
+    /// A tiny model with the real tokenizer (so the real corpus tokenizes into its vocabulary).
+    static func tinyModel(in directory: URL) throws -> URL {
+        let config = try LlamaConfig(vocabSize: 49152, hiddenSize: 8, intermediateSize: 16, numHiddenLayers: 2, numAttentionHeads: 2,
+                                     numKeyValueHeads: 1, maxPositionEmbeddings: 64, rmsNormEps: 1e-5, ropeTheta: 10000,
+                                     tieWordEmbeddings: true)
+        let model = directory.appendingPathComponent("tiny")
+        try TinyCheckpoint(random: config, seed: 5).write(to: model)
+        try FileManager.default.copyItem(at: ConvertedModel.directory().appendingPathComponent("tokenizer.json"),
+                                         to: model.appendingPathComponent("tokenizer.json"))
+        return model
+    }
+
+    struct Finished { let status: Int32; let errors: String }
+
+    static func start(_ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = try HubctlBinary.url()
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (process, errors)
+    }
+
+    static func run(_ arguments: [String]) throws -> Finished {
+        let (process, errors) = try start(arguments)
+        let text = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Finished(status: process.terminationStatus, errors: String(decoding: text, as: UTF8.self))
+    }
+
+    static func arguments(_ model: URL, output: URL) -> [String] {
+        ["finetune", model.path, "--tokens", "3072", "--sequence-length", "32", "--batch", "2", "--checkpoint-every", "3",
+         "--threads", "1", "--learning-rate", "1e-2", "-o", output.path]
+    }
+
+    @Test("SIGKILL mid-run, then --resume: the same weights and curve as a run never stopped")
+    func killAndResume() throws {
+        let directory = try TemporaryDirectory()
+        let model = try Self.tinyModel(in: directory.url)
+        let straight = directory.url.appendingPathComponent("straight")
+        let first = try Self.run(Self.arguments(model, output: straight))
+        #expect(first.status == 0, "\(first.errors)")
+
+        let killed = directory.url.appendingPathComponent("killed")
+        let checkpoint = URL(fileURLWithPath: killed.path + ".checkpoint")
+        let (process, errors) = try Self.start(Self.arguments(model, output: killed))
+        errors.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+        // Kill it once a checkpoint past the first is on disk, in the middle of later steps.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, process.isRunning {
+            if let latest = try? String(contentsOf: checkpoint.appendingPathComponent("latest"), encoding: .utf8), latest >= "step-000009" { break }
+            usleep(5_000)
+        }
+        let wasRunning = process.isRunning
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        errors.fileHandleForReading.readabilityHandler = nil
+        try #require(wasRunning, "the run finished before it could be killed")
+        #expect(!FileManager.default.fileExists(atPath: killed.path))
+
+        let resumed = try Self.run(Self.arguments(model, output: killed) + ["--resume"])
+        #expect(resumed.status == 0, "\(resumed.errors)")
+        #expect(try Data(contentsOf: killed.appendingPathComponent("model.safetensors"))
+            == Data(contentsOf: straight.appendingPathComponent("model.safetensors")))
+        let curves = try [straight, killed].map { directory in
+            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("finetune.json"))) as! [String: Any]
+            return try JSONSerialization.data(withJSONObject: record["curve"]!, options: .sortedKeys)
+        }
+        #expect(curves[0] == curves[1])
+        #expect(!FileManager.default.fileExists(atPath: checkpoint.path), "the checkpoint is removed once the output is in place")
+    }
+
+    @Test("bad input is refused with a clear error and writes nothing")
+    func refusals() throws {
+        let directory = try TemporaryDirectory()
+        let model = try Self.tinyModel(in: directory.url)
+        let output = directory.url.appendingPathComponent("out")
+        func refused(_ arguments: [String], saying text: String) throws {
+            let result = try Self.run(arguments)
+            #expect(result.status != 0)
+            #expect(result.errors.contains(text), "\(result.errors)")
+            #expect(!FileManager.default.fileExists(atPath: output.path))
+        }
+        try refused(["finetune", model.path, "--tokens", "0", "-o", output.path], saying: "tokens must be positive")
+        try refused(["finetune", model.path, "--tokens", "100000000", "-o", output.path], saying: "the fine-tuning corpus has")
+        try refused(Self.arguments(model, output: output) + ["--resume"], saying: "nothing to resume")
+        let broken = directory.url.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: model.appendingPathComponent("tokenizer.json"), to: broken.appendingPathComponent("tokenizer.json"))
+        try Data("{\"vocab_size\": 3}".utf8).write(to: broken.appendingPathComponent("config.json"))
+        try refused(["finetune", broken.path, "--tokens", "64", "-o", output.path], saying: "config.json: missing field 'hidden_size'")
+        try FileManager.default.removeItem(at: broken.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(at: model.appendingPathComponent("config.json"), to: broken.appendingPathComponent("config.json"))
+        try Data("not safetensors".utf8).write(to: broken.appendingPathComponent("model.safetensors"))
+        try refused(["finetune", broken.path, "--tokens", "64", "-o", output.path], saying: "model.safetensors")
+        #expect(!FileManager.default.fileExists(atPath: output.path + ".checkpoint"))
+
+        // A checkpoint left by a run with other settings is neither used nor overwritten.
+        let checkpoint = URL(fileURLWithPath: output.path + ".checkpoint")
+        let (process, errors) = try Self.start(Self.arguments(model, output: output))
+        errors.fileHandleForReading.readabilityHandler = { _ = $0.availableData }
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, process.isRunning, !FileManager.default.fileExists(atPath: checkpoint.appendingPathComponent("latest").path) {
+            usleep(5_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        errors.fileHandleForReading.readabilityHandler = nil
+        let latest = try String(contentsOf: checkpoint.appendingPathComponent("latest"), encoding: .utf8)
+        try refused(Self.arguments(model, output: output), saying: "add --resume to continue it")
+        try refused(Self.arguments(model, output: output).map { $0 == "1e-2" ? "2e-2" : $0 } + ["--resume"], saying: "belongs to another run: its settings")
+        #expect(try String(contentsOf: checkpoint.appendingPathComponent("latest"), encoding: .utf8) == latest)
+    }
+}
