@@ -52,4 +52,14 @@ enum TrainingKernels {
     }
 
     static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+
+    /// log Σ_j exp(x_j / temperature), the exponentials in fp32 and their sum in double.
+    static func logSumExp(_ x: UnsafePointer<Float>, count: Int, temperature: Double) -> Double {
+        let inverse = Float(1 / temperature)
+        var top = -Float.infinity
+        for j in 0 ..< count { top = max(top, x[j] * inverse) }
+        var sum = 0.0
+        for j in 0 ..< count { sum += Double(expf(x[j] * inverse - top)) }
+        return Double(top) + log(sum)
+    }
 }

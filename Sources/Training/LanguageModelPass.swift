@@ -166,27 +166,50 @@ public final class LanguageModelPass {
                 TrainingKernels.linear(rows, head.data, &teacherLogits, rows: part.count, inputs: teacherWidth, outputs: vocabulary)
             }
             let weight = teacher?.settings.weight ?? 0, temperature = teacher?.settings.temperature ?? 1
-            for (i, target) in part.enumerated() {
-                let line = i * vocabulary
-                let hard = Self.logSoftmax(logits, line: line, count: vocabulary, temperature: 1)
-                total += (1 - weight) * -hard[target.token]
-                var soft: [Double] = [], teacherSoft: [Double] = []
-                if teacher != nil {
-                    soft = Self.logSoftmax(logits, line: line, count: vocabulary, temperature: temperature)
-                    teacherSoft = Self.logSoftmax(teacherLogits, line: line, count: vocabulary, temperature: temperature)
-                    var kl = 0.0
-                    for j in 0 ..< vocabulary { kl += exp(teacherSoft[j]) * (teacherSoft[j] - soft[j]) }
-                    total += weight * temperature * temperature * kl
+            let distilling = teacher != nil
+            // Rows are independent: each computes its loss into its own slot and overwrites its
+            // own logits with ∂loss/∂logit; the slots are summed in row order afterwards.
+            var rowLosses = [Double](repeating: 0, count: part.count)
+            let tokens = part.map(\.token)
+            logits.withUnsafeMutableBufferPointer { logitsBuffer in teacherLogits.withUnsafeBufferPointer { teacherBuffer in
+            rowLosses.withUnsafeMutableBufferPointer { lossBuffer in
+                nonisolated(unsafe) let (x0, t0, losses) = (logitsBuffer.baseAddress!, teacherBuffer.baseAddress, lossBuffer.baseAddress!)
+                Parallel.rows(part.count, cost: part.count * vocabulary) { i in
+                    let x = x0 + i * vocabulary, target = tokens[i]
+                    let hard = TrainingKernels.logSumExp(x, count: vocabulary, temperature: 1)
+                    var loss = (1 - weight) * (hard - Double(x[target]))
+                    var soft = 0.0, teacherSoft = 0.0
+                    if distilling, let t0 {
+                        let t = t0 + i * vocabulary
+                        soft = TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature)
+                        teacherSoft = TrainingKernels.logSumExp(t, count: vocabulary, temperature: temperature)
+                        var kl = 0.0
+                        let inverse = Float(1 / temperature), softF = Float(soft), teacherF = Float(teacherSoft)
+                        for j in 0 ..< vocabulary {
+                            let logTeacher = t[j] * inverse - teacherF
+                            kl += Double(expf(logTeacher) * (logTeacher - (x[j] * inverse - softF)))
+                        }
+                        loss += weight * temperature * temperature * kl
+                    }
+                    losses[i] = loss
+                    guard backward else { return }
+                    // ∂/∂logit: (1 − w)(softmax − onehot) + w·T·(softmax_T − teacher softmax_T), over the count.
+                    let hardF = Float(hard), hardWeight = Float(1 - weight) * scale
+                    if distilling, let t0 {
+                        let t = t0 + i * vocabulary
+                        let inverse = Float(1 / temperature), softF = Float(soft), teacherF = Float(teacherSoft)
+                        let softWeight = Float(weight * temperature) * scale
+                        for j in 0 ..< vocabulary {
+                            let value = x[j]
+                            x[j] = hardWeight * expf(value - hardF) + softWeight * (expf(value * inverse - softF) - expf(t[j] * inverse - teacherF))
+                        }
+                    } else {
+                        for j in 0 ..< vocabulary { x[j] = hardWeight * expf(x[j] - hardF) }
+                    }
+                    x[target] -= hardWeight
                 }
-                guard backward else { continue }
-                // ∂/∂logit: (1 − w)(softmax − onehot) + w·T·(softmax_T − teacher softmax_T), over the count.
-                for j in 0 ..< vocabulary {
-                    var g = (1 - weight) * exp(hard[j])
-                    if teacher != nil { g += weight * temperature * (exp(soft[j]) - exp(teacherSoft[j])) }
-                    logits[line + j] = Float(g) * scale
-                }
-                logits[line + target.token] -= Float(1 - weight) * scale
-            }
+            } } }
+            total += rowLosses.reduce(0, +)
             guard backward else { continue }
             var dInput = [Float](repeating: 0, count: part.count * width)
             TrainingKernels.linearBackward(logits, input, head, dx: &dInput, dw: &gradients[parameters.headName]!,
@@ -196,16 +219,6 @@ public final class LanguageModelPass {
             }
         }
         return total / Double(targets.count)
-    }
-
-    /// log softmax(logits[line ..< line + count] / temperature), in double precision.
-    static func logSoftmax(_ logits: [Float], line: Int, count: Int, temperature: Double) -> [Double] {
-        var top = -Double.infinity
-        for j in 0 ..< count { top = max(top, Double(logits[line + j]) / temperature) }
-        var sum = 0.0
-        for j in 0 ..< count { sum += exp(Double(logits[line + j]) / temperature - top) }
-        let normalizer = top + log(sum)
-        return (0 ..< count).map { Double(logits[line + $0]) / temperature - normalizer }
     }
 
     // MARK: Blocks

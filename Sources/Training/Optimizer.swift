@@ -1,4 +1,5 @@
 import Foundation
+import Transformer
 
 /// AdamW (Loshchilov & Hutter): Adam's moment estimates with bias correction, and weight
 /// decay applied to the weights directly rather than through the gradient. Norm scales are
@@ -33,14 +34,21 @@ public struct AdamW: Sendable {
             }
             let decay = name.hasSuffix("norm.weight") ? 0 : weightDecay
             let (b1, b2, eps) = (beta1, beta2, epsilon)
+            let chunk = 1 << 16
             values[name]!.withUnsafeMutableBufferPointer { w in
                 first[name]!.withUnsafeMutableBufferPointer { m in
                     second[name]!.withUnsafeMutableBufferPointer { v in
-                        for i in 0 ..< g.count {
-                            m[i] = b1 * m[i] + (1 - b1) * g[i]
-                            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                            let update = (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
-                            w[i] -= learningRate * (update + decay * w[i])
+                        g.withUnsafeBufferPointer { g in
+                            // Elementwise, so chunks may run on any thread in any order.
+                            nonisolated(unsafe) let (w, m, v, g) = (w, m, v, g)
+                            Parallel.rows((g.count + chunk - 1) / chunk, cost: g.count) { part in
+                                for i in part * chunk ..< min(g.count, (part + 1) * chunk) {
+                                    m[i] = b1 * m[i] + (1 - b1) * g[i]
+                                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                                    let update = (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                                    w[i] -= learningRate * (update + decay * w[i])
+                                }
+                            }
                         }
                     }
                 }

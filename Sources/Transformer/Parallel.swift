@@ -1,15 +1,16 @@
 import Dispatch
 import Foundation
 
-/// Row-parallel loops for the elementwise work between BLAS calls (softmax, SwiGLU), which
-/// would otherwise run on one core while the others wait.
-enum Parallel {
-    static let cores = ProcessInfo.processInfo.activeProcessorCount
-
-    /// Calls `body` for every row in 0..<count, rows interleaved across the cores (so causal
-    /// rows of growing length balance out). Small jobs stay on the calling thread.
-    static func rows(_ count: Int, cost: Int, _ body: (Int) -> Void) {
-        let workers = min(cores, count)
+/// Row-parallel loops for the elementwise work between BLAS calls (softmax, SwiGLU, the
+/// training pass's loss and optimizer), which would otherwise run on one core while the
+/// others wait. They use as many threads as BLAS is given, so `--threads 1` means one core.
+public enum Parallel {
+    /// Calls `body` for every row in 0..<count, rows interleaved across the threads (so causal
+    /// rows of growing length balance out). Small jobs stay on the calling thread. Each row
+    /// must write only its own outputs; results that are summed are summed by the caller in
+    /// row order, so the outcome does not depend on the thread count.
+    public static func rows(_ count: Int, cost: Int, _ body: (Int) -> Void) {
+        let workers = min(BLASThreads.count, count)
         if workers < 2 || cost < 32_768 {
             for row in 0 ..< count { body(row) }
             return
