@@ -134,6 +134,34 @@ struct GradientTests {
         #expect(abs((result.loss - after) - predicted) < 0.1 * predicted, "decrease \(result.loss - after), predicted \(predicted)")
     }
 
+    @Test("on the shipped model, the loss and every tensor's gradient equal PyTorch autograd's (float64) within 1e-3 relative")
+    func pytorchParity() throws {
+        // fixtures/scripts/gradient_reference.py wrote the reference.
+        let reference = try #require(try Assets.fixtureJSON("smollm2-135m-gradients.json") as? [String: Any])
+        let batch = try #require(reference["batch"] as? [[Int]])
+        let tensors = try #require(reference["tensors"] as? [String: [String: Any]])
+        let parameters = try TrainableParameters(directory: ConvertedModel.directory())
+        let result = try LanguageModelPass(parameters: parameters).run(batch)
+        let referenceLoss = try #require(reference["loss"] as? Double)
+        #expect(abs(result.loss - referenceLoss) < 1e-4 * referenceLoss, "loss \(result.loss) vs PyTorch \(referenceLoss)")
+        let gradients = try #require(result.gradients)
+        #expect(Set(tensors.keys) == Set(gradients.keys))
+        var worst = (name: "", error: 0.0)
+        for (name, expected) in tensors {
+            let g = try #require(gradients[name])
+            let norm = g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            let referenceNorm = expected["norm"] as! Double
+            #expect(abs(norm - referenceNorm) <= 1e-3 * referenceNorm, "\(name): norm \(norm) vs PyTorch \(referenceNorm)")
+            // Sampled entries, relative to their own size or (near zero) to the tensor's RMS.
+            let rms = referenceNorm / Double(g.count).squareRoot()
+            for (index, value) in zip(expected["indices"] as! [Int], expected["values"] as! [Double]) {
+                let error = abs(Double(g[index]) - value) / (abs(value) + rms)
+                if error > worst.error { worst = (name + "[\(index)]", error) }
+            }
+        }
+        #expect(worst.error <= 1e-3, "largest relative difference \(worst.error) at \(worst.name)")
+    }
+
     @Test("bad batches are refused with a clear error")
     func badBatches() throws {
         let pass = try LanguageModelPass(parameters: TinyModels.tied())

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Prints the recovery table from the records benchmarks/recovery_sweep.sh leaves: held-out
+loss before and after fine-tuning, the fraction of the gap recovered,
+(L_compressed - L_finetuned) / (L_compressed - L_base), mean task accuracy, and the
+fine-tune's wall time and speed."""
+import glob, json, os, re, sys
+
+out = sys.argv[1]
+def load(name):
+    path = os.path.join(out, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else None
+def accuracy(record):
+    tasks = record["tasks"]
+    return sum(t["acc"] for t in tasks) / len(tasks) if tasks else float("nan")
+
+base = load("base")
+if base is None:
+    sys.exit("no base.json in " + out)
+lb = base["loss"]["cross_entropy"]
+print(f"suite {base['suite']}: base loss {lb:.3f}, mean accuracy {accuracy(base):.3f}\n")
+print("| variant | loss | D | CE: loss | recovered | acc | KD: loss | recovered | acc | CE s (tok/s) | KD s (tok/s) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for path in sorted(glob.glob(os.path.join(out, "*-ce-*.json"))):
+    m = re.match(r"(.+)-ce-(\d+)\.json$", os.path.basename(path))
+    if not m or path.endswith(".finetune.json"):
+        continue
+    variant, d = m.group(1), m.group(2)
+    compressed = load(variant)
+    if compressed is None:
+        continue
+    lc = compressed["loss"]["cross_entropy"]
+    cells = [variant, f"{lc:.3f} (acc {accuracy(compressed):.3f})", d]
+    times = []
+    for loss in ("ce", "kd"):
+        record = load(f"{variant}-{loss}-{d}")
+        ft = os.path.join(out, f"{variant}-{loss}-{d}.finetune.json")
+        if record is None:
+            cells += ["", "", ""]
+        else:
+            lf = record["loss"]["cross_entropy"]
+            cells += [f"{lf:.3f}", f"{(lc - lf) / (lc - lb):.0%}", f"{accuracy(record):.3f}"]
+        if os.path.exists(ft):
+            f = json.load(open(ft))
+            times.append(f"{f['wall_seconds']:.0f} ({f['tokens'] / f['wall_seconds']:.0f})")
+        else:
+            times.append("")
+    print("| " + " | ".join(cells + times) + " |")
