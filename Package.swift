@@ -49,7 +49,7 @@ let package = Package(
             "Registry", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Evaluator", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
+        .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                           path: "Sources/HubBenchmarks"),
 
         // Shared by the test targets: locating the installed assets and fixtures, temporary

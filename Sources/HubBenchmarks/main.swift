@@ -5,6 +5,8 @@ import Foundation
 //
 //   swift run -c release HubBenchmarks [load|runtime|all] [--threads N] [--gguf PATH]
 //   swift run -c release HubBenchmarks variants --base DIR VARIANT_DIR...
+//   swift run -c release HubBenchmarks training [--threads N] [--model DIR] [--rounds 3] [--steps 2]
+//     (PyTorch baseline: HUB_TORCH_PYTHON=python-with-torch-and-safetensors)
 //   swift run -c release HubBenchmarks populate --data-dir DIR --variants N   (for benchmarks/registry.sh)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -16,7 +18,7 @@ let cache = ProcessInfo.processInfo.environment["HUB_CACHE"].map { URL(fileURLWi
     ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/compression-hub")
 let gguf = option("--gguf") ?? cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 let threads = option("--threads").flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
-let which = arguments.first { ["load", "runtime", "variants", "populate", "all"].contains($0) } ?? "all"
+let which = arguments.first { ["load", "runtime", "variants", "populate", "training", "all"].contains($0) } ?? "all"
 
 do {
     if which == "populate" {
@@ -28,6 +30,11 @@ do {
         guard let base = option("--base") else { throw BenchmarkUsage("variants needs --base DIR") }
         let variants = arguments.dropFirst().filter { $0 != "--base" && $0 != base && $0 != "--threads" && Int($0) == nil }
         try VariantBenchmark.run(base: base, variants: Array(variants), threads: threads)
+    }
+    if which == "training" {
+        try TrainingBenchmark.run(gguf: gguf, model: option("--model"), threads: threads,
+                                  rounds: option("--rounds").flatMap(Int.init) ?? 3, steps: option("--steps").flatMap(Int.init) ?? 2)
+        exit(0)
     }
     if which == "runtime" || which == "all" { try RuntimeBenchmark.run(gguf: gguf, threads: threads) }
     if which == "all" { print("") }
