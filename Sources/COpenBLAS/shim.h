@@ -10,3 +10,6 @@ void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const in
 // LAPACK's singular values (divide and conquer; jobz "N" for values only), for PruneNet's spectra.
 void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda, float *s, float *u, const int *ldu,
              float *vt, const int *ldvt, float *work, const int *lwork, int *iwork, int *info);
+
+// glibc's malloc tuning, for the training loop's large per-step buffers (see FineTuner).
+#include <malloc.h>
