@@ -102,5 +102,15 @@ struct FineTuneRecordTests {
                                        distillation: .init(teacherCheckpointSHA256: .of(Data("teacher".utf8)), weight: 0.5, temperature: 2))
         #expect(distilled.loss == "distillation")
         #expect(validator.violations(of: try JSONSerialization.jsonObject(with: encoder.encode(distilled))) == [])
+        var loraSettings = settings
+        loraSettings.lora = try LoRASettings(rank: 4, targets: ["q_proj", "v_proj"])
+        loraSettings.seed = 9
+        let lora = FineTuneRecord(parentCheckpointSHA256: .of(Data("parent".utf8)), settings: loraSettings, corpus: record.corpus,
+                                  wallSeconds: 0.5, curve: curve)
+        #expect(lora.method == "lora")
+        let loraJSON = try #require(try JSONSerialization.jsonObject(with: encoder.encode(lora)) as? [String: Any])
+        #expect(validator.violations(of: loraJSON) == [])
+        #expect((loraJSON["settings"] as? [String: Any])?["seed"] as? Int == 9)
+        #expect(try JSONDecoder().decode(FineTuneRecord.self, from: encoder.encode(lora)) == lora)
     }
 }
