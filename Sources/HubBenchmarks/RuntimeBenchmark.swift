@@ -147,20 +147,7 @@ enum RuntimeBenchmark {
     }
 
     static func torchBaseline(modelDirectory: URL, threads: Int) -> (decode: Double, prefill: Double, version: String)? {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("benchmarks/torch_runtime.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, modelDirectory.path, String(threads)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        guard let object = pythonBaseline("torch_runtime.py", [modelDirectory.path, String(threads)]),
               let decode = object["decode_tokens_per_second"] as? Double, let prefill = object["prefill_512_seconds"] as? Double else {
             return nil
         }

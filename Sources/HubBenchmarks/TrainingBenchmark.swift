@@ -92,21 +92,7 @@ enum TrainingBenchmark {
     /// PyTorch full fine-tuning of the same weights (benchmarks/torch_finetune.py, plain PyTorch,
     /// AdamW), run by `$HUB_TORCH_PYTHON` (default python3).
     static func torchBaseline(modelDirectory: URL, threads: Int, steps: Int) -> (rate: Double, version: String)? {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("benchmarks/torch_finetune.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [ProcessInfo.processInfo.environment["HUB_TORCH_PYTHON"] ?? "python3", script.path, modelDirectory.path,
-                             String(threads), String(steps)]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        guard let object = pythonBaseline("torch_finetune.py", [modelDirectory.path, String(threads), String(steps)]),
               let rate = object["tokens_per_second"] as? Double else { return nil }
         return (rate, object["torch"] as? String ?? "?")
     }
