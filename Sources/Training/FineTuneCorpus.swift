@@ -27,13 +27,11 @@ public struct FineTuneCorpus: Sendable {
     static let separator = "<|endoftext|>"
     static let shuffleSeed: UInt64 = 0x5EED_C0FFEE
 
-    /// Task files, relative to the BIG-bench directory, and how each becomes documents.
-    public static let sources: [(path: String, summary: String)] = [
-        ("gem/xsum/task.json", "BBC articles 64..<900"),
-        ("paragraph_segmentation/task.json", "English Wikipedia articles"),
-        ("vitaminc_fact_verification/task.json", "Wikipedia evidence sentences by page"),
-        ("multiemo/all_text_en/task.json", "English reviews"),
-        ("topical_chat/task.json", "whole conversations"),
+    /// Task files, relative to the BIG-bench directory (`documents(from:examples:)` says how
+    /// each becomes documents).
+    public static let sources = [
+        "gem/xsum/task.json", "paragraph_segmentation/task.json", "vitaminc_fact_verification/task.json",
+        "multiemo/all_text_en/task.json", "topical_chat/task.json",
     ]
 
     public let documents: [String]
@@ -42,10 +40,10 @@ public struct FineTuneCorpus: Sendable {
     public let sizes: [(source: String, documents: Int, bytes: Int)]
 
     /// Reads and checks the corpus from the fetched BIG-bench files under `bigbench`.
-    public init(bigbench: URL, verify: Bool = true) throws {
+    public init(bigbench: URL) throws {
         var documents: [String] = []
         var sizes: [(source: String, documents: Int, bytes: Int)] = []
-        for (path, _) in Self.sources {
+        for path in Self.sources {
             let examples = try Self.examples(bigbench.appendingPathComponent(path))
             let taken = Self.documents(from: path, examples: examples)
             sizes.append((path, taken.count, taken.reduce(0) { $0 + $1.utf8.count }))
@@ -56,7 +54,7 @@ public struct FineTuneCorpus: Sendable {
             documents.swapAt(i, Int(generator.next() % UInt64(i + 1)))
         }
         let digest = SHA256Digest.of(Data(documents.map { $0 + Self.separator }.joined().utf8))
-        if verify, digest.hex != Self.pinnedSHA256 {
+        if digest.hex != Self.pinnedSHA256 {
             throw FineTuneError.corpusMismatch(directory: bigbench.path, found: digest.hex, pinned: Self.pinnedSHA256)
         }
         self.documents = documents

@@ -178,13 +178,14 @@ public final class LanguageModelPass {
                     let x = x0 + i * vocabulary, target = tokens[i]
                     let hard = TrainingKernels.logSumExp(x, count: vocabulary, temperature: 1)
                     var loss = (1 - weight) * (hard - Double(x[target]))
-                    var soft = 0.0, teacherSoft = 0.0
+                    // The soft terms' normalizers at temperature T, for the loss and its gradient.
+                    let inverse = Float(1 / temperature)
+                    var softF: Float = 0, teacherF: Float = 0
                     if distilling, let t0 {
                         let t = t0 + i * vocabulary
-                        soft = TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature)
-                        teacherSoft = TrainingKernels.logSumExp(t, count: vocabulary, temperature: temperature)
+                        softF = Float(TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature))
+                        teacherF = Float(TrainingKernels.logSumExp(t, count: vocabulary, temperature: temperature))
                         var kl = 0.0
-                        let inverse = Float(1 / temperature), softF = Float(soft), teacherF = Float(teacherSoft)
                         for j in 0 ..< vocabulary {
                             let logTeacher = t[j] * inverse - teacherF
                             kl += Double(expf(logTeacher) * (logTeacher - (x[j] * inverse - softF)))
@@ -197,7 +198,6 @@ public final class LanguageModelPass {
                     let hardF = Float(hard), hardWeight = Float(1 - weight) * scale
                     if distilling, let t0 {
                         let t = t0 + i * vocabulary
-                        let inverse = Float(1 / temperature), softF = Float(soft), teacherF = Float(teacherSoft)
                         let softWeight = Float(weight * temperature) * scale
                         for j in 0 ..< vocabulary {
                             let value = x[j]

@@ -68,12 +68,6 @@ public struct LoRAAdapters: Sendable {
         self.values = values
     }
 
-    public init(settings: LoRASettings, shapes: [String: [Int]], values: [String: [Float]]) {
-        self.settings = settings
-        self.shapes = shapes
-        self.values = values
-    }
-
     /// The adapter tensors with their shapes (A [r, in], B [out, r]).
     public var tensorShapes: [String: [Int]] {
         shapes.reduce(into: [:]) { result, entry in
