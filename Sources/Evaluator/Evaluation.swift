@@ -38,6 +38,7 @@ public struct Evaluation {
             progress("latency")
             latency = try probe.measure(model: model)
         }
+        let speed = latency == nil ? nil : MachineSpeed.measure()
         let weights = model.weights
         var total = 0, embedding = weights.embedding.rows * weights.embedding.columns
         total += embedding
@@ -64,6 +65,6 @@ public struct Evaluation {
                       documents: loss.documents, windows: loss.windows, tokens: loss.tokens, context: suite.context,
                       crossEntropy: loss.crossEntropy, perplexity: loss.perplexity)
             },
-            tasks: results, latency: latency, peakRSSBytes: ProcessMemory.peakResidentBytes(), seconds: seconds)
+            tasks: results, latency: latency, machineSpeed: speed, peakRSSBytes: ProcessMemory.peakResidentBytes(), seconds: seconds)
     }
 }

@@ -29,12 +29,15 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     public let loss: Loss?
     public let tasks: [MultipleChoiceAccuracy.Result]
     public let latency: LatencyProbe.Result?
+    /// The machine's speed measured beside the latency, so the latency can be scaled to
+    /// another machine (absent from records made before it existed, and without latency).
+    public var machineSpeed: MachineSpeed?
     public let peakRSSBytes: Int
     public let seconds: Double
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", model, suite, createdAt = "created_at", codeVersion = "code_version", hardware
-        case parameters, bytesOnDisk = "bytes_on_disk", loss, tasks, latency, peakRSSBytes = "peak_rss_bytes", seconds
+        case parameters, bytesOnDisk = "bytes_on_disk", loss, tasks, latency, machineSpeed = "machine_speed", peakRSSBytes = "peak_rss_bytes", seconds
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -50,6 +53,7 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
         try c.encode(loss, forKey: .loss)
         try c.encode(tasks, forKey: .tasks)
         try c.encode(latency, forKey: .latency)
+        try c.encodeIfPresent(machineSpeed, forKey: .machineSpeed)
         try c.encode(peakRSSBytes, forKey: .peakRSSBytes)
         try c.encode(seconds, forKey: .seconds)
     }

@@ -5,21 +5,23 @@ import Foundation
 import HubCore
 
 extension HubRegistry {
-    /// Registers a compressed variant (a directory `hubctl compress` wrote) as a new revision
-    /// of `repository`, with a lineage edge to the revision it was made from carrying its
-    /// recipe. The recipe must name the parent's exact weights (by sha256): lineage that does
-    /// not check out is refused, and nothing is written.
+    /// Registers a variant (a directory `hubctl compress` or `hubctl finetune` wrote) as a new
+    /// revision of `repository`, with a lineage edge to the revision it was made from carrying
+    /// its recipe or fine-tune record. The record must name the parent's exact weights (by
+    /// sha256): lineage that does not check out is refused, and nothing is written.
     public func registerVariant(directory: URL, as repository: RepositoryName, parent: RepositoryName, parentRevision: String = "main",
                                 author: String) throws -> Revision {
-        let recipeURL = directory.appendingPathComponent("recipe.json")
-        guard let recipeData = FileManager.default.contents(atPath: recipeURL.path) else {
-            throw RegistryError.invalidVariant(path: directory.path, reason: "no recipe.json: not a directory hubctl compress wrote")
+        guard let record = try LineageRecord.find({
+            let url = directory.appendingPathComponent($0)
+            return FileManager.default.fileExists(atPath: url.path) ? url : nil
+        }) else {
+            throw RegistryError.invalidVariant(path: directory.path,
+                                               reason: "no recipe.json or finetune.json: not a directory hubctl compress or hubctl finetune wrote")
         }
-        let (parentRev, recipe) = try VariantInspector.lineage(recipeData: recipeData, recipeLocation: recipeURL.path, parent: parent,
-                                                                parentRevision: parentRevision, store: store)
+        let parentRev = try VariantInspector.lineage(record, parent: parent, parentRevision: parentRevision, store: store)
         return try commitDirectory(
-            directory, to: repository, message: VariantInspector.message(for: recipe, parent: parent, parentRevision: parentRev.id),
-            author: author, lineage: (parentRev.id, String(decoding: recipeData, as: UTF8.self))) { files in
+            directory, to: repository, message: record.message(parent: parent, parentRevision: parentRev.id),
+            author: author, lineage: (parentRev.id, record.json)) { files in
             guard let record = try VariantInspector.record(kind: .compressed, files: files, sourceJSON: nil, url: {
                 let url = directory.appendingPathComponent($0)
                 return FileManager.default.fileExists(atPath: url.path) ? url : nil

@@ -14,6 +14,7 @@ struct Hubctl: AsyncParsableCommand {
           hubctl import ~/.cache/compression-hub/models/SmolLM2-135M-Instruct.Q4_1.gguf smollm2/SmolLM2-135M-Instruct
           hubctl card smollm2/SmolLM2-135M-Instruct
         """,
-        subcommands: [Init.self, Import.self, Card.self, List.self, Convert.self, Inspect.self, Tokenize.self, Run.self, Eval.self, Compress.self, Finetune.self, Corpus.self, Register.self, Serve.self, Push.self, Mirror.self, Export.self, Tag.self, Token.self, Fsck.self, GC.self, Schema.self]
+        subcommands: [Init.self, Import.self, Card.self, List.self, Convert.self, Inspect.self, Tokenize.self, Run.self, Eval.self, Compress.self, Finetune.self, Corpus.self, Register.self, Lineage.self, Serve.self, Push.self, Pull.self, Mirror.self, Export.self, Tag.self, Token.self, Login.self, Whoami.self,
+                      Fsck.self, GC.self, Schema.self, Completions.self]
     )
 }

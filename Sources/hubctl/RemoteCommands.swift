@@ -5,17 +5,30 @@ import Registry
 
 /// Where the daemon is and which token to present.
 struct EndpointOptions: ParsableArguments {
-    @Option(help: "The daemon's URL (default: $HUB_ENDPOINT, else http://127.0.0.1:8080).")
+    @Option(help: "The daemon's URL (default: $HUB_ENDPOINT, else $HF_ENDPOINT, else http://127.0.0.1:8080).")
     var endpoint: String?
-    @Option(help: "A bearer token (default: $HUB_TOKEN, else the admin token a local daemon wrote in its data directory).")
+    @Option(help: """
+        A bearer token (default: $HUB_TOKEN, else $HF_TOKEN, else the token hubctl login saved for the \
+        endpoint, else the admin token a local daemon wrote in its data directory).
+        """)
     var token: String?
     @OptionGroup var data: DataDirectoryOption
 
-    func client() -> HubClient {
+    static func environment(_ names: String...) -> String? {
         let environment = ProcessInfo.processInfo.environment
-        let endpoint = endpoint ?? environment["HUB_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:8080"
-        let directory = data.dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory
-        let token = token ?? environment["HUB_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } ?? AdminTokenFile.read(in: directory)
+        return names.lazy.compactMap { environment[$0].flatMap { $0.isEmpty ? nil : $0 } }.first
+    }
+
+    var resolvedEndpoint: String {
+        endpoint ?? Self.environment("HUB_ENDPOINT", "HF_ENDPOINT") ?? "http://127.0.0.1:8080"
+    }
+
+    var dataDirectory: URL { data.dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory }
+
+    func client() -> HubClient {
+        let endpoint = resolvedEndpoint
+        let token = token ?? Self.environment("HUB_TOKEN", "HF_TOKEN")
+            ?? CredentialStore(dataDirectory: dataDirectory).token(for: endpoint) ?? AdminTokenFile.read(in: dataDirectory)
         return HubClient(endpoint: endpoint, token: token)
     }
 }
@@ -77,13 +90,13 @@ struct Mirror: ParsableCommand {
     @Argument(help: "The upstream hub's URL.") var upstream: String
     @Argument(help: "namespace/name, optionally @revision (default main).") var repository: String
     @Option(name: .customLong("as"), help: "The local repository (default: the same name).") var local: String?
-    @Option(help: "A token for the upstream (default: $HUB_TOKEN).") var token: String?
+    @Option(help: "A token for the upstream (default: $HUB_TOKEN, else $HF_TOKEN).") var token: String?
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
         let parts = repository.split(separator: "@", maxSplits: 1).map(String.init)
         let name = try RepositoryName(parts[0])
-        let client = HubClient(endpoint: upstream, token: token ?? ProcessInfo.processInfo.environment["HUB_TOKEN"])
+        let client = HubClient(endpoint: upstream, token: token ?? EndpointOptions.environment("HUB_TOKEN", "HF_TOKEN"))
         let result = try UpstreamMirror(registry: data.open(), client: client).mirror(
             name, revision: parts.count > 1 ? parts[1] : "main", as: try local.map { try RepositoryName($0) }, author: NSUserName()
         ) { path, done, total in Output.transfer(path, done: done, total: total) }

@@ -18,3 +18,40 @@ public enum HubctlBinary {
         throw NotFound(searched: candidates.map(\.path))
     }
 }
+
+extension HubctlBinary {
+    public struct Outcome: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// Runs hubctl to completion with `arguments`, its environment extended by `environment`.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> Outcome {
+        let process = Process()
+        process.executableURL = try url()
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let output = Pipe(), errors = Pipe(), input = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
+        // Read both pipes while it runs, so that neither fills and blocks it.
+        nonisolated(unsafe) var errorData = Data()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            errorData = errors.fileHandleForReading.readDataToEndOfFile()
+            done.signal()
+        }
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        done.wait()
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+                       stderr: String(decoding: errorData, as: UTF8.self))
+    }
+}

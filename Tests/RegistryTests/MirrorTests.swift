@@ -34,6 +34,9 @@ struct MirrorTests {
             #expect(mirrored.files == card.files)
             #expect(mirrored.parameters == card.parameters)
             #expect(mirrored.source?["revision"]?.stringValue == card.revision)
+            // A pin to the upstream's revision id resolves on the mirror as it does upstream.
+            #expect(try local.store.resolve(name, revision: card.revision)?.id == result.revision.id)
+            #expect(try local.card(name, revision: card.revision).revision == result.revision.id)
             for file in mirrored.files { #expect(try local.blobs.verify(file.sha256)) }
             let again = try UpstreamMirror(registry: local, client: client).mirror(name, author: "test")
             #expect(again.alreadyMirrored && again.revision.id == result.revision.id && again.downloadedBytes == 0)

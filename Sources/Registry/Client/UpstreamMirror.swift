@@ -15,13 +15,6 @@ public struct UpstreamMirror {
         public let files: Int
     }
 
-    struct RemoteFile {
-        let path: String
-        let size: Int
-        let sha256: SHA256Digest?
-        let gitID: String?
-    }
-
     public let registry: HubRegistry
     public let client: HubClient
 
@@ -42,7 +35,7 @@ public struct UpstreamMirror {
                                                                     "revision": upstream], in: local).last {
             return Result(revision: existing, upstreamRevision: upstream, alreadyMirrored: true, downloadedBytes: 0, files: 0)
         }
-        let remote = try listFiles(repository, revision: upstream)
+        let remote = try client.files(of: repository, revision: upstream)
         guard !remote.isEmpty else { throw RegistryError.emptyRevision(repository) }
 
         let staging = registry.dataDirectory.appendingPathComponent("mirror").appendingPathComponent(upstream)
@@ -74,10 +67,10 @@ public struct UpstreamMirror {
         let blobURL: (String) throws -> URL? = { path in
             try files.first(where: { $0.path == path }).map { try registry.blobs.fileURL(for: $0.sha256) }
         }
-        let recipe = try blobURL("recipe.json").flatMap { FileManager.default.contents(atPath: $0.path) }
-        new.variant = try VariantInspector.record(kind: recipe == nil ? .base : .compressed, files: files, sourceJSON: source, url: blobURL)
-        if new.variant != nil, let recipe, let parent = try localParent(of: repository, revision: upstream) {
-            new.lineage = (parent, String(decoding: recipe, as: UTF8.self))
+        let record = try LineageRecord.find(blobURL)
+        new.variant = try VariantInspector.record(kind: record == nil ? .base : .compressed, files: files, sourceJSON: source, url: blobURL)
+        if new.variant != nil, let record, let parent = try localParent(of: repository, revision: upstream) {
+            new.lineage = (parent, record.json)
         }
         new.createsRepository = .public
         let committed = try registry.store.commit(new)
@@ -95,21 +88,9 @@ public struct UpstreamMirror {
         return try registry.store.variants(withSource: ["revision": parent], in: nil).last?.id
     }
 
-    /// The files of a revision, from the recursive tree listing (all its pages).
-    func listFiles(_ repository: RepositoryName, revision: String) throws -> [RemoteFile] {
-        try client.pages("/api/models/\(repository)/tree/\(revision)?recursive=true").compactMap { entry in
-            guard entry["type"] as? String == "file", let path = entry["path"] as? String, let size = entry["size"] as? Int else { return nil }
-            try RevisionPath.validate(path)
-            let lfs = (entry["lfs"] as? [String: Any])?["oid"] as? String
-            let oid = entry["oid"] as? String
-            let sha256 = try (lfs ?? oid.flatMap { $0.count == 64 ? $0 : nil }).map { try SHA256Digest(hex: $0) }
-            return RemoteFile(path: path, size: size, sha256: sha256, gitID: oid?.count == 40 ? oid : nil)
-        }
-    }
-
     /// Checks a downloaded file's size and hash; a file that fails is deleted so that the
     /// next run fetches it afresh.
-    func verify(_ part: URL, against file: RemoteFile) throws -> SHA256Digest {
+    func verify(_ part: URL, against file: HubClient.RemoteFile) throws -> SHA256Digest {
         let size = HubClient.fileSize(part)
         guard size == file.size else {
             try? FileManager.default.removeItem(at: part)

@@ -78,6 +78,19 @@ public struct ModelReadService: Sendable {
         return try registry.card(stored.name, revision: resolved.id)
     }
 
+    /// `GET /api/models/{repo}/variants[/{rev}]`: the base and every variant made from it,
+    /// with their lineage records and metrics.
+    public func family(repository: String, revision: String, reader: AccessToken? = nil) throws -> [FamilyMember] {
+        let (stored, resolved) = try self.revision(repository, revision, reader: reader)
+        return try registry.family(of: stored.name, revision: resolved.id, includePrivate: reader != nil)
+    }
+
+    /// `GET /api/models/{repo}/lineage[/{rev}]`: the chain from a revision back to its base.
+    public func lineage(repository: String, revision: String, reader: AccessToken? = nil) throws -> [LineageNode] {
+        let (stored, resolved) = try self.revision(repository, revision, reader: reader)
+        return try registry.lineage(of: stored.name, revision: resolved.id, includePrivate: reader != nil)
+    }
+
     /// `GET /api/models`: repositories the reader may see, by name, after `cursor`.
     public func list(search: String?, after cursor: String?, limit: Int, reader: AccessToken?) throws -> (models: [[String: Any]], next: String?) {
         let page = try registry.store.repositories(search: search, after: cursor, limit: limit + 1, includePrivate: reader != nil)

@@ -34,6 +34,22 @@ struct ReadRoutes: Sendable {
             try HubServer.json(encoding: service.card(repository: HubServer.repository(context), revision: context.parameters.require("revision"),
                                                       reader: auth.token(for: request)))
         }
+        // Pull-by-budget and lineage audits read these: a base's whole family with every
+        // metrics record, and a variant's chain back to its base with every edge's record.
+        router.get("/api/models/:namespace/:name/variants") { request, context in
+            try HubServer.json(encoding: service.family(repository: HubServer.repository(context), revision: "main", reader: auth.token(for: request)))
+        }
+        router.get("/api/models/:namespace/:name/variants/:revision") { request, context in
+            try HubServer.json(encoding: service.family(repository: HubServer.repository(context), revision: context.parameters.require("revision"),
+                                                        reader: auth.token(for: request)))
+        }
+        router.get("/api/models/:namespace/:name/lineage") { request, context in
+            try HubServer.json(encoding: service.lineage(repository: HubServer.repository(context), revision: "main", reader: auth.token(for: request)))
+        }
+        router.get("/api/models/:namespace/:name/lineage/:revision") { request, context in
+            try HubServer.json(encoding: service.lineage(repository: HubServer.repository(context), revision: context.parameters.require("revision"),
+                                                         reader: auth.token(for: request)))
+        }
         router.get("/api/models/:namespace/:name/tree/:revision/**") { request, context in try tree(request, context) }
         router.get("/api/models/:namespace/:name/tree/:revision") { request, context in try tree(request, context) }
         router.head("/:namespace/:name/resolve/:revision/**") { request, context in

@@ -21,11 +21,17 @@ public protocol MetadataStore: AccessStore, UploadRecordStore {
     /// The tags of a repository with the revisions they name.
     func tags(of repository: RepositoryName) throws -> [(name: String, revisionID: String)]
 
-    /// A revision by id or by ref name (branch or tag).
+    /// A revision by id or by ref name (branch or tag). A mirrored revision also answers to
+    /// the upstream revision it copies, so a pin such as `repo@<upstream sha>` resolves on a
+    /// mirror as it does upstream.
     func resolve(_ repository: RepositoryName, revision: String) throws -> Revision?
+    /// A revision by its id alone, in whichever repository holds it.
+    func revision(id: String) throws -> Revision?
     func files(of revisionID: String) throws -> [RevisionFile]
     func variant(of revisionID: String) throws -> VariantRecord?
     func lineage(of revisionID: String) throws -> LineageEdge?
+    /// The edges that start at a revision: the variants made from it, oldest first.
+    func children(of revisionID: String) throws -> [LineageEdge]
     /// Stores one evaluation of a variant (`schemas/metrics.schema.json`), with the fields it is
     /// looked up by (suite, machine) beside it.
     func recordMetrics(_ metrics: StoredMetrics) throws

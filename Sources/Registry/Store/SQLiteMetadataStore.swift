@@ -130,11 +130,22 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         let byRef = try database.query("SELECT revision_id FROM refs WHERE repository_id = ? AND name = ?",
                                        [.int(repository.id), .text(revision)]).first?.text("revision_id")
         let id = byRef ?? revision
-        return try database.query("SELECT * FROM revisions WHERE id = ? AND repository_id = ?", [.text(id), .int(repository.id)])
-            .first.map { row in
+        if let found = try database.query("SELECT * FROM revisions WHERE id = ? AND repository_id = ?", [.text(id), .int(repository.id)])
+            .first.map({ row in
                 Revision(id: row.text("id")!, repository: name, parentID: row.text("parent_id"), message: row.text("message")!,
                          author: row.text("author")!, createdAt: row.text("created_at")!)
-            }
+            }) {
+            return found
+        }
+        // Not a ref or one of ours: perhaps the upstream id of a revision mirrored here.
+        guard byRef == nil, revision.count == 40, revision.allSatisfy(\.isHexDigit) else { return nil }
+        return try variants(withSource: ["format": "mirror", "revision": revision.lowercased()], in: name).last
+    }
+
+    public func revision(id: String) throws -> Revision? {
+        try database.query("""
+            SELECT r.*, p.namespace, p.name FROM revisions r JOIN repositories p ON p.id = r.repository_id WHERE r.id = ?
+            """, [.text(id)]).first.map(Self.revision(from:))
     }
 
     public func files(of revisionID: String) throws -> [RevisionFile] {
@@ -156,6 +167,14 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
 
     public func lineage(of revisionID: String) throws -> LineageEdge? {
         try database.query("SELECT * FROM lineage_edges WHERE child_revision_id = ?", [.text(revisionID)]).first.map { row in
+            LineageEdge(childRevisionID: row.text("child_revision_id")!, parentRevisionID: row.text("parent_revision_id")!,
+                        recipeJSON: row.text("recipe_json")!, createdAt: row.text("created_at")!)
+        }
+    }
+
+    public func children(of revisionID: String) throws -> [LineageEdge] {
+        try database.query("SELECT * FROM lineage_edges WHERE parent_revision_id = ? ORDER BY created_at, child_revision_id",
+                           [.text(revisionID)]).map { row in
             LineageEdge(childRevisionID: row.text("child_revision_id")!, parentRevisionID: row.text("parent_revision_id")!,
                         recipeJSON: row.text("recipe_json")!, createdAt: row.text("created_at")!)
         }
@@ -198,11 +217,14 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             SELECT r.*, p.namespace, p.name FROM revisions r JOIN variants v ON v.revision_id = r.id
             JOIN repositories p ON p.id = r.repository_id
             WHERE \(clauses.joined(separator: " AND ")) ORDER BY r.created_at
-            """, values).map { row in
-            Revision(id: row.text("id")!, repository: try RepositoryName(namespace: row.text("namespace")!, name: row.text("name")!),
-                     parentID: row.text("parent_id"), message: row.text("message")!,
-                     author: row.text("author")!, createdAt: row.text("created_at")!)
-        }
+            """, values).map(Self.revision(from:))
+    }
+
+    /// A revision from a row that also holds its repository's namespace and name.
+    private static func revision(from row: SQLiteRow) throws -> Revision {
+        Revision(id: row.text("id")!, repository: try RepositoryName(namespace: row.text("namespace")!, name: row.text("name")!),
+                 parentID: row.text("parent_id"), message: row.text("message")!,
+                 author: row.text("author")!, createdAt: row.text("created_at")!)
     }
 
     /// Content-derived revision id: the first 40 hex digits of the sha256 of a canonical text

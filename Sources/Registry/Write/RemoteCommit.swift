@@ -27,7 +27,8 @@ public struct CommitRequest: Codable, Sendable, Equatable {
     /// Applies when the commit creates the repository.
     public var `private`: Bool?
     public var files: [File]
-    /// Present for a compressed variant: the commit must then hold the `recipe.json` that made it.
+    /// Present for a variant made from another: the commit must then hold the `recipe.json` or
+    /// `finetune.json` that made it.
     public var lineage: Lineage?
 
     public init(message: String? = nil, parentCommit: String? = nil, private isPrivate: Bool? = nil, files: [File], lineage: Lineage? = nil) {
@@ -65,13 +66,13 @@ extension HubRegistry {
         if let requested = request.lineage {
             let parts = requested.parent.split(separator: "@", maxSplits: 1).map(String.init)
             let parent = try RepositoryName(parts[0])
-            guard let recipeURL = try url("recipe.json"), let recipeData = FileManager.default.contents(atPath: recipeURL.path) else {
-                throw RegistryError.invalidVariant(path: "recipe.json", reason: "a commit with lineage must include the recipe.json that made it")
+            guard let record = try LineageRecord.find(url) else {
+                throw RegistryError.invalidVariant(path: "recipe.json", reason: "a commit with lineage must include the recipe.json (or finetune.json) that made it")
             }
-            let (parentRev, recipe) = try VariantInspector.lineage(recipeData: recipeData, recipeLocation: "recipe.json", parent: parent,
-                                                                    parentRevision: parts.count > 1 ? parts[1] : "main", store: store)
-            lineage = (parentRev.id, String(decoding: recipeData, as: UTF8.self))
-            if message.isEmpty { message = VariantInspector.message(for: recipe, parent: parent, parentRevision: parentRev.id) }
+            let parentRev = try VariantInspector.lineage(record, parent: parent, parentRevision: parts.count > 1 ? parts[1] : "main",
+                                                         store: store)
+            lineage = (parentRev.id, record.json)
+            if message.isEmpty { message = record.message(parent: parent, parentRevision: parentRev.id) }
         }
         let variant = try VariantInspector.record(kind: lineage == nil ? .base : .compressed, files: files, sourceJSON: nil, url: url)
         if lineage != nil, variant == nil {

@@ -21,10 +21,11 @@ enum VariantInspector {
                              configJSON: String(decoding: try config.jsonData(), as: UTF8.self), sourceJSON: sourceJSON)
     }
 
-    /// Checks a recipe against the parent it claims: the parent must be a registered variant
-    /// whose `model.safetensors` has the sha256 the recipe names.
-    static func lineage(recipeData: Data, recipeLocation: String, parent: RepositoryName, parentRevision: String,
-                        store: any MetadataStore) throws -> (parent: Revision, recipe: CompressionRecipe) {
+    /// Checks a lineage record (a compression recipe or a fine-tune record) against the parent
+    /// it claims: the parent must be a registered variant whose `model.safetensors` has the
+    /// sha256 the record names.
+    static func lineage(_ record: LineageRecord, parent: RepositoryName, parentRevision: String,
+                        store: any MetadataStore) throws -> Revision {
         guard let parentRev = try store.resolve(parent, revision: parentRevision) else {
             throw RegistryError.revisionNotFound(repository: parent, revision: parentRevision)
         }
@@ -32,18 +33,63 @@ enum VariantInspector {
               let parentWeights = try store.files(of: parentRev.id).first(where: { $0.path == "model.safetensors" }) else {
             throw RegistryError.notAModel(parent, revision: parentRev.id)
         }
-        let recipe: CompressionRecipe
-        do { recipe = try JSONDecoder().decode(CompressionRecipe.self, from: recipeData) } catch {
-            throw RegistryError.invalidVariant(path: recipeLocation, reason: "not a compression recipe (\(error))")
-        }
-        guard recipe.baseCheckpointSHA256 == parentWeights.sha256 else {
+        guard record.inputSHA256 == parentWeights.sha256 else {
             throw RegistryError.lineageMismatch(parent: "\(parent)@\(parentRev.id)", expected: parentWeights.sha256.hex,
-                                                found: recipe.baseCheckpointSHA256.hex)
+                                                found: record.inputSHA256.hex)
         }
-        return (parentRev, recipe)
+        return parentRev
+    }
+}
+
+/// What a lineage edge carries: the compression recipe (`recipe.json`) or the fine-tune
+/// record (`finetune.json`) that made a variant from its parent. Both name the parent's exact
+/// weights by sha256, which is what makes the edge checkable.
+struct LineageRecord: Sendable {
+    /// The files a variant's directory may hold its record in, in the order they are looked for.
+    static let fileNames = ["recipe.json", "finetune.json"]
+
+    let fileName: String
+    let data: Data
+    /// The sha256 of the weights it was made from.
+    let inputSHA256: SHA256Digest
+    /// One line for a revision message: what was done.
+    let summary: String
+
+    init(fileName: String, data: Data, location: String) throws {
+        self.fileName = fileName
+        self.data = data
+        if fileName == "finetune.json" {
+            guard let record = try? JSONValue(json: String(decoding: data, as: UTF8.self)),
+                  let parent = record["parent_checkpoint_sha256"]?.stringValue, let digest = try? SHA256Digest(hex: parent) else {
+                throw RegistryError.invalidVariant(path: location, reason: "not a fine-tune record (schemas/finetune.schema.json)")
+            }
+            inputSHA256 = digest
+            var tokens = 0
+            if case .number(let count)? = record["tokens"] { tokens = Int(count) }
+            summary = "\(record["method"]?.stringValue ?? "?") fine-tune, \(record["loss"]?.stringValue ?? "?"), \(tokens) tokens"
+        } else {
+            let recipe: CompressionRecipe
+            do { recipe = try JSONDecoder().decode(CompressionRecipe.self, from: data) } catch {
+                throw RegistryError.invalidVariant(path: location, reason: "not a compression recipe (\(error))")
+            }
+            inputSHA256 = recipe.baseCheckpointSHA256
+            summary = String(format: "%@ at r = %.4f", recipe.method, recipe.achievedRatio)
+        }
     }
 
-    static func message(for recipe: CompressionRecipe, parent: RepositoryName, parentRevision: String) -> String {
-        String(format: "%@ of %@ at r = %.4f", recipe.method, "\(parent)@\(parentRevision.prefix(10))", recipe.achievedRatio)
+    /// The record among a variant's files, or nil when it has none.
+    static func find(_ url: (String) throws -> URL?) throws -> LineageRecord? {
+        for name in fileNames {
+            if let location = try url(name), let data = FileManager.default.contents(atPath: location.path) {
+                return try LineageRecord(fileName: name, data: data, location: location.path)
+            }
+        }
+        return nil
+    }
+
+    var json: String { String(decoding: data, as: UTF8.self) }
+
+    func message(parent: RepositoryName, parentRevision: String) -> String {
+        "\(summary) of \(parent)@\(parentRevision.prefix(10))"
     }
 }

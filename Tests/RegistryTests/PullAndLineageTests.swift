@@ -1,0 +1,269 @@
+import Evaluator
+import Foundation
+import HubCore
+import HubTestSupport
+@testable import Registry
+import Testing
+
+/// A base with three descendants, each with metrics records whose figures the tests can
+/// reason about by hand:
+///
+///   team/base   loss 3.0, decode 20 ms (p95 24), 600 MB                      measured here
+///   team/width  width-prune of base, loss 3.5, decode 14 ms, 420 MB            measured here
+///   team/depth  depth-prune of base, loss 4.0, decode 10 ms, 300 MB    measured on "Other CPU"
+///   team/tuned  fine-tune of width, loss 3.2, decode 14 ms, 420 MB             measured here
+struct HubFamilyFixture {
+    let directory: TemporaryDirectory
+    let registry: HubRegistry
+    let base: Revision, width: Revision, depth: Revision, tuned: Revision
+    static let localCPU = HardwareProfile.current().cpuModel
+    static let otherCPU = "Other CPU @ 1.0GHz"
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let baseModel = try TinyCheckpoint.uniform(seed: 2)
+        base = try Self.commit(baseModel, as: "team/base", in: directory, registry: registry, record: nil)
+        let baseWeights = try registry.store.files(of: base.id).first { $0.path == "model.safetensors" }!.sha256
+
+        var narrow = baseModel.config
+        narrow.intermediateSize = 8
+        width = try Self.commit(TinyCheckpoint(random: narrow, seed: 3), as: "team/width", in: directory, registry: registry,
+                                record: ("recipe.json", { parameters in Self.recipe("width-prune", base: baseModel, parameters: parameters, input: baseWeights) }),
+                                parent: "team/base")
+        var shallow = baseModel.config
+        shallow.numHiddenLayers = 1
+        depth = try Self.commit(TinyCheckpoint(random: shallow, seed: 4), as: "team/depth", in: directory, registry: registry,
+                                record: ("recipe.json", { parameters in Self.recipe("depth-prune", base: baseModel, parameters: parameters, input: baseWeights) }),
+                                parent: "team/base")
+        let widthWeights = try registry.store.files(of: width.id).first { $0.path == "model.safetensors" }!.sha256
+        tuned = try Self.commit(TinyCheckpoint(random: narrow, seed: 5), as: "team/tuned", in: directory, registry: registry,
+                                record: ("finetune.json", { _ in Self.fineTune(input: widthWeights, teacher: baseWeights) }), parent: "team/width")
+
+        try record(base, cpu: Self.localCPU, decode: 20, prefill: [32: 40, 128: 100, 512: 400], rss: 600_000_000, loss: 3.0, accuracy: 0.50)
+        try record(width, cpu: Self.localCPU, decode: 14, prefill: [32: 28, 128: 70, 512: 280], rss: 420_000_000, loss: 3.5, accuracy: 0.45)
+        try record(depth, cpu: Self.otherCPU, decode: 10, prefill: [32: 20, 128: 50, 512: 200], rss: 300_000_000, loss: 4.0, accuracy: 0.40,
+                   speed: MachineSpeed(sgemmGFLOPS: 100, memoryGBPS: 10))
+        try record(tuned, cpu: Self.localCPU, decode: 14, prefill: [32: 28, 128: 70, 512: 280], rss: 420_000_000, loss: 3.2, accuracy: 0.47)
+    }
+
+    static func commit(_ model: TinyCheckpoint, as name: String, in directory: TemporaryDirectory, registry: HubRegistry,
+                       record: (file: String, json: (Int) -> [String: Any])?, parent: String? = nil) throws -> Revision {
+        let folder = directory.path(name.replacingOccurrences(of: "/", with: "-"))
+        try model.write(to: folder)
+        let parameters = ParameterCount(tensors: model.tensors.map { ($0.key, $0.value.shape) }).total
+        guard let record, let parent else {
+            return try registry.commitDirectory(folder, to: RepositoryName(name), message: "base", author: "test") { files in
+                try VariantInspector.record(kind: .base, files: files, sourceJSON: #"{"format":"test","file":"tiny"}"#,
+                                            url: { folder.appendingPathComponent($0) })!
+            }
+        }
+        try JSONSerialization.data(withJSONObject: record.json(parameters), options: [.sortedKeys]).write(to: folder.appendingPathComponent(record.file))
+        return try registry.registerVariant(directory: folder, as: RepositoryName(name), parent: RepositoryName(parent), author: "test")
+    }
+
+    static func recipe(_ method: String, base: TinyCheckpoint, parameters: Int, input: SHA256Digest) -> [String: Any] {
+        let baseParameters = ParameterCount(tensors: base.tensors.map { ($0.key, $0.value.shape) }).total
+        let ratio = 1 - Double(parameters) / Double(baseParameters)
+        return ["schema_version": 1, "method": method, "requested_ratio": ratio, "achieved_ratio": ratio, "achieved_non_embedding_ratio": ratio,
+                "base_parameters": baseParameters, "variant_parameters": parameters, "base_checkpoint_sha256": input.hex,
+                "calibration": NSNull(), "seed": 0, "code_version": "test", "created_at": "2026-11-24T00:00:00Z", "details": [String: Any]()]
+    }
+
+    static func fineTune(input: SHA256Digest, teacher: SHA256Digest) -> [String: Any] {
+        ["schema_version": 1, "parent_checkpoint_sha256": input.hex, "method": "full", "loss": "distillation",
+         "distillation": ["teacher_checkpoint_sha256": teacher.hex, "weight": 0.5, "temperature": 2.0],
+         "steps": 4, "tokens": 4096, "corpus": ["source": "test", "sha256": "b99bc39e720e5621fb64544fe8cec2efbc106c42980193928dc1cda0057205ad",
+                                                 "token_range": [0, 4096]],
+         "code_version": "test", "wall_seconds": 1.0, "curve": [Any]()]
+    }
+
+    func record(_ revision: Revision, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
+                speed: MachineSpeed? = nil) throws {
+        var json: [String: Any] = [
+            "schema_version": 1, "model": revision.repository.description, "suite": "full", "created_at": "2026-11-24T00:00:00Z",
+            "code_version": "test",
+            "hardware": ["cpu_model": cpu, "logical_cores": 2, "memory_bytes": 1 << 34, "blas": "OpenBLAS", "blas_threads": 2, "operating_system": "linux"],
+            "parameters": ["total": 10, "embedding": 2, "non_embedding": 8], "bytes_on_disk": 40,
+            "loss": ["corpus": "xsum", "documents": 101, "windows": 101, "tokens": 40000, "context": 512, "cross_entropy": loss,
+                     "perplexity": exp(loss)],
+            "tasks": [["task": "a", "examples": 300, "acc": accuracy, "acc_stderr": 0.02, "acc_norm": accuracy, "acc_norm_stderr": 0.02, "chance": 0.25]],
+            "latency": ["prefill": prefill.sorted { $0.key < $1.key }.map { tokens, ms in
+                            ["tokens": tokens, "latency": ["p50_ms": ms, "p95_ms": ms * 1.2], "tokens_per_second": Double(tokens) / ms * 1000] },
+                        "decode_per_token": ["p50_ms": decode, "p95_ms": decode * 1.2], "decode_tokens_per_second": 1000 / decode],
+            "peak_rss_bytes": rss, "seconds": 1,
+        ]
+        if let speed { json["machine_speed"] = ["sgemm_gflops": speed.sgemmGFLOPS, "memory_gbps": speed.memoryGBPS] }
+        let record = try JSONDecoder().decode(MetricsRecord.self, from: JSONSerialization.data(withJSONObject: json))
+        _ = try registry.recordMetrics(record, for: revision.repository, revision: revision.id)
+    }
+}
+
+@Suite("Pull by budget and lineage audits", .serialized)
+struct PullAndLineageTests {
+    static func selector(speed: MachineSpeed = MachineSpeed(sgemmGFLOPS: 200, memoryGBPS: 20)) -> VariantSelector {
+        VariantSelector(cpuModel: HubFamilyFixture.localCPU, blasThreads: 2) { speed }
+    }
+
+    @Test("a base's family holds every descendant with its lineage records and metrics")
+    func family() throws {
+        let fixture = try HubFamilyFixture()
+        let members = try fixture.registry.family(of: RepositoryName("team/base"))
+        #expect(members.map(\.repository) == ["team/base", "team/width", "team/depth", "team/tuned"])
+        #expect(members.map(\.edges.count) == [0, 1, 1, 2])
+        #expect(members.last?.edges.last?["loss"]?.stringValue == "distillation")
+        #expect(members.allSatisfy { $0.metrics.count == 1 && $0.base == "team/base@\(fixture.base.id)" })
+        // A variant is not a base of a family of its own making, but it can root a sub-family.
+        #expect(try fixture.registry.family(of: RepositoryName("team/width")).map(\.repository) == ["team/width", "team/tuned"])
+        let chain = try fixture.registry.lineage(of: RepositoryName("team/tuned"))
+        #expect(chain.map(\.repository) == ["team/tuned", "team/width", "team/base"])
+        #expect(chain.first?.record?["parent_checkpoint_sha256"] != nil && chain.last?.record == nil)
+    }
+
+    @Test("the budget keeps what fits, by each constraint with its spread, and prefers by quality, speed or size")
+    func selection() throws {
+        let fixture = try HubFamilyFixture()
+        let members = try fixture.registry.family(of: RepositoryName("team/base"))
+        let selection = Self.selector().select(members, budget: Budget(maxLatencyMilliseconds: 15))
+        #expect(selection.chosen?.repository == "team/tuned")
+        #expect(selection.candidates.filter(\.kept).map(\.repository) == ["team/tuned", "team/width", "team/depth"])
+        let base = try #require(selection.candidates.first { $0.repository == "team/base" })
+        #expect(!base.kept)
+        #expect(base.checks.first?.reason.hasPrefix("20.0 ms (spread 20.0 ms–24.0 ms) does not fit") == true)
+        // The depth variant was measured elsewhere: its latency is scaled by memory bandwidth 10 → 20 GB/s.
+        let depth = try #require(selection.candidates.first { $0.repository == "team/depth" })
+        #expect(depth.latencyMilliseconds?.value == 5)
+        #expect(depth.latencyMilliseconds?.basis.contains("scaled from \(HubFamilyFixture.otherCPU)") == true)
+        #expect(selection.calibration == MachineSpeed(sgemmGFLOPS: 200, memoryGBPS: 20))
+        #expect(Self.selector().select(members, budget: Budget(maxLatencyMilliseconds: 15, preference: .speed)).chosen?.repository == "team/depth")
+        #expect(Self.selector().select(members, budget: Budget(maxMemoryBytes: 500_000_000, preference: .size)).chosen?.repository == "team/depth")
+        // No latency constraint and no speed preference: nothing is calibrated.
+        #expect(Self.selector().select(members, budget: Budget(maxLoss: 3.3)).calibration == nil)
+        #expect(Self.selector().select(members, budget: Budget(minAccuracy: 0.46)).chosen?.repository == "team/base")
+
+        // A workload: prefill 256 tokens (interpolated between 128 and 512) plus 10 decoded tokens.
+        let workload = Self.selector().select(members, budget: Budget(maxLatencyMilliseconds: 400, promptTokens: 256, newTokens: 10))
+        let baseWorkload = try #require(workload.candidates.first { $0.repository == "team/base" })
+        #expect(abs(baseWorkload.latencyMilliseconds!.value - (200 + 10 * 20)) < 1e-9)
+        #expect(baseWorkload.kept)
+    }
+
+    @Test("when nothing fits, the nearest come first and interpolation suggests a ratio and the commands that build it")
+    func nothingFits() throws {
+        let fixture = try HubFamilyFixture()
+        let members = try fixture.registry.family(of: RepositoryName("team/base"))
+        // Same speed as where depth was measured, so its latency stays 10 ms.
+        let selector = Self.selector(speed: MachineSpeed(sgemmGFLOPS: 100, memoryGBPS: 10))
+        let selection = selector.select(members, budget: Budget(maxLatencyMilliseconds: 12, maxLoss: 3.85))
+        #expect(selection.chosen == nil)
+        #expect(selection.candidates.first?.repository == "team/depth")  // misses only the loss, by 4 %
+        let widthRatio = try #require(selection.candidates.first { $0.repository == "team/width" }?.ratio)
+        let suggestion = try #require(selection.suggestions.first { $0.method == "width-prune" })
+        // Latency falls 6 ms from r = 0 to the width variant's ratio: 12 ms needs 4/3 of that ratio.
+        #expect(suggestion.ratio >= widthRatio * 4 / 3 - 1e-9 && suggestion.ratio < widthRatio * 4 / 3 + 0.01)
+        #expect(suggestion.basis.contains("extrapolated"))
+        #expect(suggestion.predicted["latency_ms"]! <= 12 && suggestion.predicted["loss"]! <= 3.85)
+        #expect(suggestion.commands.first?.hasPrefix(String(format: "hubctl compress team/base --method width-prune --ratio %.2f", suggestion.ratio)) == true)
+    }
+
+    @Test("hubctl pull downloads the chosen variant into a cache huggingface_hub loads offline; a corrupt partial file is refused")
+    func pullIntoCache() async throws {
+        let fixture = try HubFamilyFixture()
+        let cache = fixture.directory.path("hf-cache")
+        let tunedFiles = try fixture.registry.store.files(of: fixture.tuned.id)
+        try await withServer(fixture.registry) { port in
+            let endpoint = "http://127.0.0.1:\(port)"
+            // A corrupt partial download of the weights, full length: hashed, refused, deleted.
+            let weights = tunedFiles.first { $0.path == "model.safetensors" }!
+            let blobs = cache.appendingPathComponent("models--team--tuned/blobs")
+            try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+            let partial = blobs.appendingPathComponent(weights.sha256.hex + ".incomplete")
+            try Data(repeating: 7, count: weights.size).write(to: partial)
+            let arguments = ["pull", "team/base", "--max-latency", "15ms", "--cache-dir", cache.path, "--endpoint", endpoint,
+                             "--data-dir", fixture.directory.path("client").path]
+            let refused = try HubctlBinary.run(arguments)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("model.safetensors") && refused.stderr.contains("hash"))
+            #expect(!FileManager.default.fileExists(atPath: partial.path))
+            #expect(!FileManager.default.fileExists(atPath: blobs.appendingPathComponent(weights.sha256.hex).path))
+
+            // Half of the right bytes: the download resumes after them.
+            let blobURL = try fixture.registry.blobs.fileURL(for: weights.sha256)
+            try Data(try Data(contentsOf: blobURL).prefix(weights.size / 2)).write(to: partial)
+            let pulled = try HubctlBinary.run(arguments)
+            #expect(pulled.status == 0, "\(pulled.stderr)")
+            let snapshot = pulled.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(snapshot == cache.appendingPathComponent("models--team--tuned/snapshots/\(fixture.tuned.id)").path)
+            #expect(pulled.stderr.contains("CHOSEN   team/tuned@"))
+            #expect(pulled.stderr.contains("✗ latency (per decoded token) ≤ 15.0 ms: 20.0 ms (spread 20.0 ms–24.0 ms) does not fit"))
+            for file in tunedFiles {
+                #expect(try SHA256Digest.ofFile(at: URL(fileURLWithPath: snapshot).appendingPathComponent(file.path)) == file.sha256)
+            }
+            // huggingface_hub, offline, finds it by name and by revision.
+            let script = """
+                import os
+                from huggingface_hub import snapshot_download, hf_hub_download
+                a = snapshot_download('team/tuned', cache_dir='\(cache.path)', local_files_only=True)
+                b = snapshot_download('team/tuned', revision='\(fixture.tuned.id)', cache_dir='\(cache.path)', local_files_only=True)
+                c = hf_hub_download('team/tuned', 'finetune.json', cache_dir='\(cache.path)', local_files_only=True)
+                print(a == b, os.path.realpath(a), open(c).read(20))
+                """
+            let (status, output) = try HuggingFaceProtocolTests.python(script, port: 9, cache: cache)
+            #expect(status == 0, "\(output)")
+            #expect(output.hasPrefix("True \(snapshot)"))
+
+            // Nothing fits: exit 3, the nearest and a suggestion; nothing downloaded.
+            let none = try HubctlBinary.run(["pull", "team/base", "--max-loss", "2.5", "--cache-dir", fixture.directory.path("none").path,
+                                             "--endpoint", endpoint, "--json"])
+            #expect(none.status == 3)
+            let json = try JSONSerialization.jsonObject(with: Data(none.stdout.utf8)) as? [String: Any]
+            #expect((json?["selection"] as? [String: Any])?["chosen"] == nil)
+            #expect(!FileManager.default.fileExists(atPath: fixture.directory.path("none").path))
+            let usage = try HubctlBinary.run(["pull", "team/base", "--endpoint", endpoint])
+            #expect(usage.status == 64 && usage.stderr.contains("give at least one constraint"))
+        }
+    }
+
+    @Test("hubctl lineage shows the chain; --audit passes on intact bytes, locally and over HTTP, and names the first mismatch")
+    func lineageAudit() async throws {
+        let fixture = try HubFamilyFixture()
+        let dataDir = fixture.registry.dataDirectory.path
+        let shown = try HubctlBinary.run(["lineage", "team/tuned", "--data-dir", dataDir])
+        #expect(shown.status == 0)
+        #expect(shown.stdout.contains("full fine-tune, distillation, 4096 tokens"))
+        #expect(shown.stdout.contains("width-prune r = "))
+        let audited = try HubctlBinary.run(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
+        #expect(audited.status == 0, "\(audited.stderr)")
+        #expect(audited.stdout.contains("audit passed"))
+        #expect(audited.stdout.contains("the fine-tuning corpus this hubctl pins"))
+        #expect(audited.stdout.contains("distillation teacher"))
+        try await withServer(fixture.registry) { port in
+            let remote = try HubctlBinary.run(["lineage", "team/tuned@\(fixture.tuned.id)", "--audit", "--json", "--endpoint", "http://127.0.0.1:\(port)"])
+            #expect(remote.status == 0, "\(remote.stderr)")
+            let report = try JSONSerialization.jsonObject(with: Data(remote.stdout.utf8)) as? [String: Any]
+            #expect((report?["chain"] as? [Any])?.count == 3)
+            let findings = report?["findings"] as? [[String: Any]] ?? []
+            #expect(!findings.isEmpty && findings.allSatisfy { $0["status"] as? String == "ok" })
+        }
+        // One flipped byte in the width variant's weights: the audit fails there first.
+        let weights = try fixture.registry.store.files(of: fixture.width.id).first { $0.path == "model.safetensors" }!
+        let blob = try fixture.registry.blobs.fileURL(for: weights.sha256)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: blob.path)
+        var bytes = try Data(contentsOf: blob)
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: blob)
+        let failed = try HubctlBinary.run(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
+        #expect(failed.status == 4)
+        #expect(failed.stderr.contains("first mismatch at team/width@\(fixture.width.id), bytes of model.safetensors"))
+    }
+
+    @Test("lineage records are checked when registered: a fine-tune record naming other weights is refused")
+    func fineTuneLineageChecked() throws {
+        let fixture = try HubFamilyFixture()
+        let folder = fixture.directory.path("team-tuned")  // holds finetune.json naming team/width's weights
+        #expect(throws: RegistryError.self) {
+            try fixture.registry.registerVariant(directory: folder, as: RepositoryName("team/wrong"), parent: RepositoryName("team/base"), author: "t")
+        }
+        #expect(try fixture.registry.store.repository(RepositoryName("team/wrong")) == nil)
+    }
+}
