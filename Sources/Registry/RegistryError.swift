@@ -20,12 +20,14 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .newerSchema(let database, let migration):
             "\(database) was migrated by a newer hubctl (unknown migration '\(migration)'); upgrade hubctl"
-        case .repositoryNotFound(let name): "repository '\(name)' does not exist"
-        case .revisionNotFound(let name, let revision): "repository '\(name)' has no revision or ref '\(revision)'"
+        case .repositoryNotFound(let name): "repository '\(name)' does not exist (hubctl list shows what this registry holds)"
+        case .revisionNotFound(let name, let revision):
+            "repository '\(name)' has no revision or ref '\(revision)' (hubctl card \(name) shows its main revision)"
         case .blobMissing(let digest): "blob \(digest) is not in the blob store"
         case .invalidPath(let path, let reason): "invalid file path '\(path)': \(reason)"
         case .emptyRevision(let name): "a revision of '\(name)' needs at least one file"
-        case .notAModel(let name, let revision): "revision \(revision) of '\(name)' is not registered as a model variant"
+        case .notAModel(let name, let revision):
+            "revision \(revision) of '\(name)' is not registered as a model variant (a model needs config.json and model.safetensors)"
         case .dataDirectory(let path, let reason): "data directory \(path): \(reason)"
         case .variantNotFound(let revision): "revision \(revision) is not a registered model variant"
         case .lineageMismatch(let parent, let expected, let found):

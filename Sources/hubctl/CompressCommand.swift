@@ -9,22 +9,22 @@ struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compress a model to a ratio with one structured method.",
         discussion: """
-        The ratio is r = 1 − params(variant) / params(base) over all parameters;
-        the recipe (recipe.json in the output) also states it over non-embedding
-        parameters, with what the method measured and chose, the calibration
-        text's sha256 and token count, the base checkpoint's sha256 and the code
+        The ratio is r = 1 − params(variant) / params(base) over all parameters; \
+        the recipe (recipe.json in the output) also states it over non-embedding \
+        parameters, with what the method measured and chose, the calibration \
+        text's sha256 and token count, the base checkpoint's sha256 and the code \
         version. The output directory appears complete or not at all.
 
-        Methods (the first of each family is recommended; the others are
+        Methods (the first of each family is recommended; the others are \
         baselines):
         \(Compress.methodList)
 
-        Depth methods take what whole blocks cannot reach with width-prune-global
-        on the depth-pruned model; the recipe lists each removed block with its
+        Depth methods take what whole blocks cannot reach with width-prune-global \
+        on the depth-pruned model; the recipe lists each removed block with its \
         measured effect.
 
-        Calibration defaults to BBC articles 0..<64 of BIG-bench gem/xsum (never
-        used by the evaluator's test split): 8,192 tokens, or all of them (about
+        Calibration defaults to BBC articles 0..<64 of BIG-bench gem/xsum (never \
+        used by the evaluator's test split): 8,192 tokens, or all of them (about \
         27k) for slicegpt; --calibration takes a UTF-8 text file instead.
 
         Example:

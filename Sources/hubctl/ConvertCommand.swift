@@ -6,9 +6,9 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a GGUF checkpoint into a Hugging Face model directory (fp32 safetensors).",
         discussion: """
-        Dequantizes every tensor to fp32, renames it to the Hugging Face layout, undoes llama.cpp's
-        rotary permutation of the Q and K projections, and writes model.safetensors, config.json,
-        generation_config.json, tokenizer.json and tokenizer_config.json. The output directory
+        Dequantizes every tensor to fp32, renames it to the Hugging Face layout, undoes llama.cpp's \
+        rotary permutation of the Q and K projections, and writes model.safetensors, config.json, \
+        generation_config.json, tokenizer.json and tokenizer_config.json. The output directory \
         appears complete or not at all; an existing one is never overwritten.
 
         Example:
@@ -36,8 +36,10 @@ struct Inspect: ParsableCommand {
 
     @Argument(help: "A .gguf or .safetensors file.") var file: String
     @Flag(help: "List every tensor, not only the first 20.") var allTensors = false
+    @Flag(help: "Print {format, metadata, tensors: [{name, type, shape}]} as JSON (every tensor).") var json = false
 
     func run() throws {
+        if json { return try printJSON() }
         if file.hasSuffix(".safetensors") {
             let st = try SafetensorsFile(path: file)
             print("safetensors: \(st.entries.count) tensors, \(Output.bytes(st.mappedFile.count))")
@@ -63,6 +65,34 @@ struct Inspect: ParsableCommand {
             print("  \(tensor.name)  \(tensor.type)  \(tensor.shape)")
         }
     }
+
+    struct Header: Encodable {
+        struct Tensor: Encodable { let name: String, type: String, shape: [Int] }
+        let format: String
+        let metadata: [String: String]
+        let tensors: [Tensor]
+    }
+
+    /// Metadata values as text (arrays as their length and type), so that every header has one shape.
+    func printJSON() throws {
+        if file.hasSuffix(".safetensors") {
+            let st = try SafetensorsFile(path: file)
+            print(try Output.json(Header(format: "safetensors", metadata: st.metadata,
+                                         tensors: st.entries.map { .init(name: $0.name, type: $0.dtype.rawValue, shape: $0.shape) })))
+            return
+        }
+        let gguf = try GGUFFile(path: file)
+        var metadata: [String: String] = ["gguf.version": "\(gguf.version)", "gguf.alignment": "\(gguf.alignment)"]
+        for (key, value) in gguf.metadata {
+            switch value {
+            case .array(let type, let items): metadata[key] = "[\(items.count) × \(type)]"
+            case .string(let s): metadata[key] = s
+            default: metadata[key] = value.number.map { "\($0)" } ?? "\(value)"
+            }
+        }
+        print(try Output.json(Header(format: "gguf", metadata: metadata,
+                                     tensors: gguf.tensors.map { .init(name: $0.name, type: "\($0.type)", shape: $0.shape.map { Int($0) }) })))
+    }
 }
 
 struct Tokenize: ParsableCommand {
@@ -79,12 +109,17 @@ struct Tokenize: ParsableCommand {
     @Argument(help: "A GGUF file or a directory with tokenizer.json.") var model: String
     @Argument(help: "The text to encode.") var text: String
     @Flag(help: "Also print each token's text.") var pieces = false
+    @Flag(help: "Print {ids, pieces} as JSON.") var json = false
 
     func run() throws {
         let tokenizer: BPETokenizer = model.hasSuffix(".gguf")
             ? try BPETokenizer(gguf: GGUFFile(path: model))
             : try BPETokenizer(huggingFaceJSON: URL(fileURLWithPath: model).appendingPathComponent("tokenizer.json"))
         let ids = tokenizer.encode(text)
+        if json {
+            print(try Output.json(["ids": ids.map(String.init), "pieces": ids.map { tokenizer.decode([$0]) }]))
+            return
+        }
         print(ids.map(String.init).joined(separator: " "))
         if pieces { print(ids.map { tokenizer.decode([$0]).debugDescription }.joined(separator: " ")) }
     }

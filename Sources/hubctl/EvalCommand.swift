@@ -8,16 +8,16 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a model: held-out loss, zero-shot accuracy, latency and memory.",
         discussion: """
-        The smoke suite takes well under a minute: 10 held-out BBC articles, 20 examples of each
-        task, one latency probe. The full suite is what variants are compared by: 101 held-out
-        articles (BIG-bench gem/xsum 900..<1001, never used for calibration or fine-tuning),
-        300 examples of each task, prefill latency at 32/128/512 tokens and decode latency, each
+        The smoke suite takes well under a minute: 10 held-out BBC articles, 20 examples of each \
+        task, one latency probe. The full suite is what variants are compared by: 101 held-out \
+        articles (BIG-bench gem/xsum 900..<1001, never used for calibration or fine-tuning), \
+        300 examples of each task, prefill latency at 32/128/512 tokens and decode latency, each \
         p50/p95 after a warm-up. Every record carries the hardware profile it was measured on.
 
-        Tasks (BIG-bench JSON, scored zero-shot; acc = highest summed log-likelihood, acc_norm =
+        Tasks (BIG-bench JSON, scored zero-shot; acc = highest summed log-likelihood, acc_norm = \
         highest per byte; choices are scored as continuations, not listed in the prompt):
-        general_knowledge, movie_recommendation, goal_inference, step_inference by default (the
-        base model is clearly above chance on them); also social_iqa, epistemic_reasoning,
+        general_knowledge, movie_recommendation, goal_inference, step_inference by default (the \
+        base model is clearly above chance on them); also social_iqa, epistemic_reasoning, \
         winowhy, physical_intuition, cause_and_effect.
 
         Examples:

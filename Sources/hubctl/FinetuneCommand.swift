@@ -13,27 +13,27 @@ struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recover a compressed model's quality with a short fine-tune.",
         discussion: """
-        Trains on the first D tokens of the fine-tuning corpus: 5.70M tokens of
-        English from BIG-bench files that set-up fetches and pins (xsum articles
-        64..<900, Wikipedia articles and evidence, reviews, conversations), disjoint
-        from the calibration text, the test articles and every evaluated task. The
+        Trains on the first D tokens of the fine-tuning corpus: 5.70M tokens of \
+        English from BIG-bench files that set-up fetches and pins (xsum articles \
+        64..<900, Wikipedia articles and evidence, reviews, conversations), disjoint \
+        from the calibration text, the test articles and every evaluated task. The \
         documents are shuffled once by a fixed seed, so any D mixes the sources.
 
-        Every weight trains with AdamW (warm-up, then cosine decay), or with
-        --lora-rank only low-rank adapters on the chosen projections, merged into
-        the weights at the end: either way the output is a plain checkpoint of the
-        parent's shape. finetune.json (schemas/finetune.schema.json) records the
-        parent's sha256, the settings and seed, the corpus sha256 and token range,
+        Every weight trains with AdamW (warm-up, then cosine decay), or with \
+        --lora-rank only low-rank adapters on the chosen projections, merged into \
+        the weights at the end: either way the output is a plain checkpoint of the \
+        parent's shape. finetune.json (schemas/finetune.schema.json) records the \
+        parent's sha256, the settings and seed, the corpus sha256 and token range, \
         the loss curve and the wall time.
 
-        --distill-from names a teacher (usually the parent the variant was cut
-        from): the loss becomes (1 − w)·CE + w·T²·KL(teacher ‖ student) at
+        --distill-from names a teacher (usually the parent the variant was cut \
+        from): the loss becomes (1 − w)·CE + w·T²·KL(teacher ‖ student) at \
         temperature T, with the teacher's logits computed on the fly.
 
-        A checkpoint is written every --checkpoint-every steps to OUTPUT.checkpoint.
-        Ctrl-C stops after the step in flight and writes one; a run killed any other
-        way keeps the last. --resume continues from it and, at the same BLAS
-        threads, ends with the same weights as a run never stopped. The output
+        A checkpoint is written every --checkpoint-every steps to OUTPUT.checkpoint. \
+        Ctrl-C stops after the step in flight and writes one; a run killed any other \
+        way keeps the last. --resume continues from it and, at the same BLAS \
+        threads, ends with the same weights as a run never stopped. The output \
         directory appears whole or not at all.
 
         Examples:
@@ -53,7 +53,8 @@ struct Finetune: ParsableCommand {
     @Option(help: "Peak learning rate.") var learningRate = 1e-4
     @Option(help: "Train LoRA adapters of this rank instead of every weight.") var loraRank: Int?
     @Option(help: "LoRA alpha (scale alpha/rank; default 2 × rank).") var loraAlpha: Double?
-    @Option(help: "Projections that get adapters, comma-separated.") var loraTargets = LoRASettings.projections.joined(separator: ",")
+    @Option(help: "Projections that get adapters, comma-separated (default: all of \(LoRASettings.projections.joined(separator: ", "))).")
+    var loraTargets: String?
     @Option(help: "Seed of LoRA's initial adapters.") var seed: UInt64 = 0
     @Option(help: "A teacher model to distil from (directory or namespace/name[@revision]).") var distillFrom: String?
     @Option(help: "Weight w of the distillation term, in [0, 1].") var distillWeight = 0.5
@@ -74,7 +75,7 @@ struct Finetune: ParsableCommand {
         settings.seed = seed
         if let loraRank {
             settings.lora = try LoRASettings(rank: loraRank, alpha: loraAlpha,
-                                             targets: loraTargets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                                             targets: (loraTargets ?? LoRASettings.projections.joined(separator: ",")).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
         let tuner = try FineTuner(settings: settings)
         let destination = URL(fileURLWithPath: output)
@@ -151,8 +152,8 @@ struct Corpus: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the fine-tuning corpus: its sources, size and sha256.",
         discussion: """
-        Reads the corpus from the BIG-bench files set-up fetched, checks it against
-        its pinned sha256 and prints what each source contributes. --count-tokens
+        Reads the corpus from the BIG-bench files set-up fetched, checks it against \
+        its pinned sha256 and prints what each source contributes. --count-tokens \
         tokenizes all of it with the model's tokenizer (about a minute).
 
         Example:
@@ -161,19 +162,36 @@ struct Corpus: ParsableCommand {
     )
 
     @Flag(help: "Tokenize the whole corpus and print its size in tokens.") var countTokens = false
+    @Flag(help: "Print {name, sha256, sources: [{source, documents, bytes}], tokens} as JSON.") var json = false
     @Option(help: "The model whose tokenizer counts tokens.") var model = "smollm2/SmolLM2-135M-Instruct"
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
         let corpus = try FineTuneCorpus(bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"))
-        print("\(FineTuneCorpus.name), sha256 \(corpus.sha256.hex) (matches its pin)")
-        for (source, documents, bytes) in corpus.sizes {
-            print("  " + source.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%6d documents  ", documents) + Output.bytes(bytes))
+        if !json {
+            print("\(FineTuneCorpus.name), sha256 \(corpus.sha256.hex) (matches its pin)")
+            for (source, documents, bytes) in corpus.sizes {
+                print("  " + source.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%6d documents  ", documents) + Output.bytes(bytes))
+            }
         }
-        guard countTokens else { return }
-        let files = try ModelLocator.locate(model, data: data)
-        let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
-        let total = corpus.documents.reduce(0) { $0 + tokenizer.encode($1 + "<|endoftext|>").count }
-        print("  \(total) tokens with \(files.label)'s tokenizer")
+        var total: Int?
+        if countTokens {
+            let files = try ModelLocator.locate(model, data: data)
+            let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
+            total = corpus.documents.reduce(0) { $0 + tokenizer.encode($1 + "<|endoftext|>").count }
+            if !json { print("  \(total!) tokens with \(files.label)'s tokenizer") }
+        }
+        if json {
+            print(try Output.json(CorpusSummary(name: FineTuneCorpus.name, sha256: corpus.sha256.hex, tokens: total,
+                                                sources: corpus.sizes.map { .init(source: $0.0, documents: $0.1, bytes: $0.2) })))
+        }
     }
+}
+
+struct CorpusSummary: Encodable {
+    struct Source: Encodable { let source: String, documents: Int, bytes: Int }
+    let name: String
+    let sha256: String
+    let tokens: Int?
+    let sources: [Source]
 }

@@ -10,22 +10,23 @@ struct Lineage: ParsableCommand {
         abstract: "Show where a variant came from, back to its base; --audit checks every byte.",
         discussion: """
         Prints the chain from the revision back to its base, with every edge's record:
-        compression method, ratio, calibration sha256, fine-tune settings, corpus, code
+        compression method, ratio, calibration sha256, fine-tune settings, corpus, code \
         version. It reads the local registry, or a daemon when --endpoint is given.
 
-        --audit re-hashes every file along the chain (downloading them from a daemon) and
-        checks that each edge's recorded inputs exist and match: the parent's weights, a
-        distillation teacher, the calibration text and the fine-tuning corpus this hubctl
-        pins. It stops at nothing: every finding is printed, and the first mismatch is named
+        --audit re-hashes every file along the chain (downloading them from a daemon) and \
+        checks that each edge's recorded inputs exist and match: the parent's weights, a \
+        distillation teacher, the calibration text and the fine-tuning corpus this hubctl \
+        pins. It stops at nothing: every finding is printed, and the first mismatch is named \
         at the end.
 
-        Exit status: 0 the chain checks out (or was only shown); 4 the audit found a
+        Exit status: 0 the chain checks out (or was only shown); 4 the audit found a \
         mismatch; 1 any other error; 64 bad usage.
 
         Examples:
           hubctl lineage team/SmolLM2-width30
           hubctl lineage team/SmolLM2-width30@v1 --audit
-          hubctl lineage team/SmolLM2-width30 --audit --endpoint http://hub.internal:8080
+          hubctl lineage team/SmolLM2-width30 --audit \\
+              --endpoint http://hub.internal:8080
         """
     )
     @Argument(help: "namespace/name, optionally @revision (default main).") var repository: String

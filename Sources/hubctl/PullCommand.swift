@@ -11,29 +11,30 @@ struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pull the variant of a base that fits a latency, memory and quality budget.",
         discussion: """
-        Reads the base's family from the daemon (the base and every variant made from it,
-        with their metrics records), keeps the variants that meet every constraint, takes the
-        best by --prefer, and downloads it into a huggingface_hub-style cache, so that
-        transformers loads it offline. Every candidate is printed with each constraint, the
+        Reads the base's family from the daemon (the base and every variant made from it, \
+        with their metrics records), keeps the variants that meet every constraint, takes the \
+        best by --prefer, and downloads it into a huggingface_hub-style cache, so that \
+        transformers loads it offline. Every candidate is printed with each constraint, the \
         measured value, its spread and why it was kept or dropped.
 
-        Latency counts as measured on this machine (same CPU model and BLAS threads). A
-        latency measured only elsewhere is scaled by the two machines' speeds (sgemm for
-        prefill, memory bandwidth for decode), from a short local calibration run; the
+        Latency counts as measured on this machine (same CPU model and BLAS threads). A \
+        latency measured only elsewhere is scaled by the two machines' speeds (sgemm for \
+        prefill, memory bandwidth for decode), from a short local calibration run; the \
         candidate says so. Memory is the peak resident set measured while evaluating.
 
-        --max-latency alone bounds the time per decoded token. With --prompt-tokens and
+        --max-latency alone bounds the time per decoded token. With --prompt-tokens and \
         --new-tokens it bounds prefilling the prompt plus decoding the new tokens.
 
-        When nothing fits, the nearest variants are shown with, for each compression
-        method, the ratio that interpolating between its measured variants predicts would
+        When nothing fits, the nearest variants are shown with, for each compression \
+        method, the ratio that interpolating between its measured variants predicts would \
         fit, and the commands that build it.
 
-        Exit status: 0 pulled (or chosen, with --dry-run); 3 nothing fits the budget;
+        Exit status: 0 pulled (or chosen, with --dry-run); 3 nothing fits the budget; \
         1 any other error; 64 bad usage.
 
         Examples:
-          hubctl pull smollm2/SmolLM2-135M-Instruct --max-latency 20ms --max-memory 600MB
+          hubctl pull smollm2/SmolLM2-135M-Instruct --max-latency 20ms \\
+              --max-memory 600MB
           hubctl pull smollm2/SmolLM2-135M-Instruct --max-latency 2s \\
               --prompt-tokens 512 --new-tokens 32 --max-loss 4.2 --prefer speed
           hubctl pull --any-base --max-memory 400MB --min-accuracy 0.4 --dry-run --json

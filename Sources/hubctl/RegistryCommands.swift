@@ -17,7 +17,7 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create (or migrate) a registry data directory.",
         discussion: """
-        Creates registry.sqlite (SQLite, WAL) with the current schema and the blob store. Safe to
+        Creates registry.sqlite (SQLite, WAL) with the current schema and the blob store. Safe to \
         run again: an existing registry is only migrated forward.
 
         Example:
@@ -36,17 +36,19 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a GGUF checkpoint as a base model, or a bundle hubctl export wrote.",
         discussion: """
-        A GGUF file is converted to an fp32 Hugging Face checkpoint, stored content-addressed and
-        committed as a new revision with a variant record (architecture, parameter counts, size)
-        and the source file's sha256. Importing the same file again is a no-op that prints the
+        A GGUF file is converted to an fp32 Hugging Face checkpoint, stored content-addressed and \
+        committed as a new revision with a variant record (architecture, parameter counts, size) \
+        and the source file's sha256. Importing the same file again is a no-op that prints the \
         existing revision.
 
-        A bundle is checked entry by entry against its manifest (no absolute paths, no '..', no
-        links, sizes and sha256 as listed) before anything is committed; its lineage is restored
+        A bundle is checked entry by entry against its manifest (no absolute paths, no '..', no \
+        links, sizes and sha256 as listed) before anything is committed; its lineage is restored \
         when the parent revision is in this registry, and its metrics records come along.
 
         Examples:
-          hubctl import ~/.cache/compression-hub/models/SmolLM2-135M-Instruct.Q4_1.gguf smollm2/SmolLM2-135M-Instruct
+          hubctl import \\
+              ~/.cache/compression-hub/models/SmolLM2-135M-Instruct.Q4_1.gguf \\
+              smollm2/SmolLM2-135M-Instruct
           hubctl import smollm2.hub.tar.zst
         """
     )
@@ -100,15 +102,22 @@ struct Card: ParsableCommand {
 }
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the repositories in the registry.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the repositories in the registry.",
+        discussion: "One line per repository: name, main's revision, when it was committed, and whether it is private.")
+    @Flag(help: "Print [{repository, revision, created_at, private}] as JSON.") var json = false
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
         let registry = try data.open()
+        var rows: [ListedRepository] = []
         for repository in try registry.store.repositories() {
             let main = try registry.store.resolve(repository.name, revision: "main")
-            print("\(repository.name)\t\(main?.id ?? "-")\t\(main?.createdAt ?? "")")
+            rows.append(ListedRepository(repository: repository.name.description, revision: main?.id, createdAt: main?.createdAt,
+                                         isPrivate: repository.isPrivate))
+            if !json { print("\(repository.name)\t\(main?.id ?? "-")\t\(main?.createdAt ?? "")\(repository.isPrivate ? "\tprivate" : "")") }
         }
+        if json { print(try Output.json(rows)) }
     }
 }
 
@@ -174,10 +183,10 @@ struct Fsck: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a data directory against every invariant the registry promises.",
         discussion: """
-        Runs SQLite's integrity and foreign-key checks, re-hashes every blob against its address,
-        checks that every registered blob has its bytes at the registered size, that no revision
-        names a missing blob, and that no upload in progress holds more than it announced. Exits
-        with status 1 and lists every problem if any is found. Safe while the daemon runs (it only
+        Runs SQLite's integrity and foreign-key checks, re-hashes every blob against its address, \
+        checks that every registered blob has its bytes at the registered size, that no revision \
+        names a missing blob, and that no upload in progress holds more than it announced. Exits \
+        with status 1 and lists every problem if any is found. Safe while the daemon runs (it only \
         reads), though a commit in flight may then show up in the next run.
 
         Example:
@@ -185,10 +194,18 @@ struct Fsck: ParsableCommand {
         """
     )
     @Flag(help: "Compare blob sizes only; do not re-read their bytes.") var quick = false
+    @Flag(help: "Print {clean, problems, revisions, blobs_verified, bytes_verified, uploads_in_progress} as JSON.") var json = false
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
         let report = try RegistryCheck(registry: data.open()).run(rehash: !quick)
+        if json {
+            print(try Output.json(FsckReport(clean: report.isClean, problems: report.problems, revisions: report.revisions,
+                                             blobsVerified: report.blobsVerified, bytesVerified: report.bytesVerified,
+                                             uploadsInProgress: report.uploadsInProgress)))
+            if !report.isClean { throw ExitCode(1) }
+            return
+        }
         for problem in report.problems { print("problem: \(problem)") }
         let hashed = quick ? "sizes checked" : "\(report.blobsVerified) blobs (\(Output.bytes(report.bytesVerified))) re-hashed"
         print("\(report.isClean ? "clean" : "\(report.problems.count) problems"): \(report.revisions) revisions, \(hashed), \(report.uploadsInProgress) uploads in progress")
@@ -201,9 +218,9 @@ struct GC: ParsableCommand {
         commandName: "gc",
         abstract: "Reclaim blobs no revision uses and uploads abandoned part-way.",
         discussion: """
-        Removes registered blobs that no revision references (left by commits that failed or
-        never came), blob files nothing registered, and unfinished uploads, all only when older
-        than the grace period, so that work in flight is never touched. Revisions and their
+        Removes registered blobs that no revision references (left by commits that failed or \
+        never came), blob files nothing registered, and unfinished uploads, all only when older \
+        than the grace period, so that work in flight is never touched. Revisions and their \
         files are never removed.
 
         Example:
@@ -234,13 +251,15 @@ struct Register: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register a compressed variant with its lineage.",
         discussion: """
-        Commits a directory that hubctl compress wrote as a new revision of a repository, with a
-        lineage edge to the revision it was made from that carries its recipe. The recipe must
+        Commits a directory that hubctl compress wrote as a new revision of a repository, with a \
+        lineage edge to the revision it was made from that carries its recipe. The recipe must \
         name the parent's exact weights (sha256), or nothing is registered.
 
         Example:
-          hubctl compress smollm2/SmolLM2-135M-Instruct --method slicegpt --ratio 0.3 -o slice30
-          hubctl register slice30 smollm2/SmolLM2-135M-slice30 --parent smollm2/SmolLM2-135M-Instruct
+          hubctl compress smollm2/SmolLM2-135M-Instruct --method slicegpt \\
+              --ratio 0.3 -o slice30
+          hubctl register slice30 smollm2/SmolLM2-135M-slice30 \\
+              --parent smollm2/SmolLM2-135M-Instruct
         """
     )
     @Argument(help: "The variant's directory.") var directory: String
@@ -264,20 +283,21 @@ struct Serve: AsyncParsableCommand {
         discussion: """
         Unmodified Hugging Face clients download from it:
           HF_ENDPOINT=http://127.0.0.1:8080 python3 -c \\
-            "from huggingface_hub import snapshot_download; print(snapshot_download('smollm2/SmolLM2-135M-Instruct'))"
+            "from huggingface_hub import snapshot_download as get; \\
+                print(get('smollm2/SmolLM2-135M-Instruct'))"
 
-        Reads: model info (/api/models/{repo}[/revision/{rev}]), trees
-        (/api/models/{repo}/tree/{rev}[/{path}], paged with Link headers), files
-        (/{repo}/resolve/{rev}/{path}, with HEAD, ETag, X-Repo-Commit and byte ranges), cards
-        with lineage and metrics (/api/models/{repo}/card[/{rev}]) and a listing (/api/models).
+        Reads: model info (/api/models/{repo}[/revision/{rev}]), trees \
+        (/api/models/{repo}/tree/{rev}[/{path}], paged with Link headers), files \
+        (/{repo}/resolve/{rev}/{path}, with HEAD, ETag, X-Repo-Commit and byte ranges), cards \
+        with lineage and metrics (/api/models/{repo}/card[/{rev}]) and a listing (/api/models). \
         Private repositories are visible only with a token.
 
-        Writes need 'Authorization: Bearer <token>': resumable uploads (/api/uploads), atomic
-        commits, tags and metrics records; creating tokens needs the admin scope. On its first
-        start the daemon writes an admin token to <data-dir>/admin.token (mode 0600), which
+        Writes need 'Authorization: Bearer <token>': resumable uploads (/api/uploads), atomic \
+        commits, tags and metrics records; creating tokens needs the admin scope. On its first \
+        start the daemon writes an admin token to <data-dir>/admin.token (mode 0600), which \
         hubctl push on this machine uses when neither --token nor $HUB_TOKEN is given.
 
-        Uploads interrupted by a crash resume where they stopped; partial files that were never
+        Uploads interrupted by a crash resume where they stopped; partial files that were never \
         committed are cleared on start.
         """
     )
@@ -295,5 +315,36 @@ struct Serve: AsyncParsableCommand {
             Output.progress("serving \(registry.dataDirectory.path) on http://\(host):\(port)")
         }
         try await application.runService()
+    }
+}
+
+struct FsckReport: Encodable {
+    let clean: Bool
+    let problems: [String]
+    let revisions: Int
+    let blobsVerified: Int
+    let bytesVerified: Int
+    let uploadsInProgress: Int
+
+    enum CodingKeys: String, CodingKey {
+        case clean, problems, revisions, blobsVerified = "blobs_verified", bytesVerified = "bytes_verified"
+        case uploadsInProgress = "uploads_in_progress"
+    }
+}
+
+struct ListedRepository: Encodable {
+    let repository: String
+    let revision: String?
+    let createdAt: String?
+    let isPrivate: Bool
+
+    enum CodingKeys: String, CodingKey { case repository, revision, createdAt = "created_at", isPrivate = "private" }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(repository, forKey: .repository)
+        try c.encode(revision, forKey: .revision)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(isPrivate, forKey: .isPrivate)
     }
 }

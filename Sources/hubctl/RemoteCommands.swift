@@ -37,15 +37,17 @@ struct Push: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Push a directory to a registry daemon as one new revision.",
         discussion: """
-        Hashes every file, uploads the blobs the daemon does not have yet in resumable chunks
-        (run the same command again after an interruption and it continues where it stopped),
-        then commits them all at once: the revision appears whole or not at all. A directory
-        with config.json and model.safetensors is registered as a model variant; pass --parent
+        Hashes every file, uploads the blobs the daemon does not have yet in resumable chunks \
+        (run the same command again after an interruption and it continues where it stopped), \
+        then commits them all at once: the revision appears whole or not at all. A directory \
+        with config.json and model.safetensors is registered as a model variant; pass --parent \
         for a compressed variant (its recipe.json must name the parent's exact weights).
 
         Examples:
-          hubctl push ./slice30 team/SmolLM2-slice30 --parent smollm2/SmolLM2-135M-Instruct -m "SliceGPT 30%"
-          HUB_ENDPOINT=http://hub.internal:8080 HUB_TOKEN=hub_… hubctl push ./model team/model --private
+          hubctl push ./slice30 team/SmolLM2-slice30 \\
+              --parent smollm2/SmolLM2-135M-Instruct -m "SliceGPT 30%"
+          HUB_ENDPOINT=http://hub.internal:8080 HUB_TOKEN=hub_… \\
+              hubctl push ./model team/model --private
         """
     )
     @Argument(help: "The directory to push.") var directory: String
@@ -77,9 +79,9 @@ struct Mirror: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Mirror a repository from a Hugging Face compatible hub into the local registry.",
         discussion: """
-        Downloads every file of the revision (resuming partial files, retrying with back-off),
-        checks each against the upstream's hash and size, and commits them as one revision
-        whose source records the endpoint, repository and upstream revision. Mirroring the same
+        Downloads every file of the revision (resuming partial files, retrying with back-off), \
+        checks each against the upstream's hash and size, and commits them as one revision \
+        whose source records the endpoint, repository and upstream revision. Mirroring the same \
         upstream revision again is a no-op.
 
         Examples:
@@ -113,7 +115,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export a revision as a bundle: files, a manifest with hashes, lineage and metrics.",
         discussion: """
-        The bundle is a zstd-compressed tar holding manifest.json and files/<path>; hubctl import
+        The bundle is a zstd-compressed tar holding manifest.json and files/<path>; hubctl import \
         on another registry restores it, checking every file against the manifest.
 
         Example:
@@ -139,10 +141,13 @@ struct Token: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List every token (never their secrets); needs an admin token.")
+        @Flag(help: "Print the tokens as JSON.") var json = false
         @OptionGroup var remote: EndpointOptions
 
         func run() throws {
-            for token in try remote.client().tokens() {
+            let tokens = try remote.client().tokens()
+            if json { return print(try Output.json(tokens)) }
+            for token in tokens {
                 let state = token.revokedAt.map { "revoked \($0)" } ?? "live"
                 print("\(token.id)\t\(token.scope.rawValue)\t\(token.user)\t\(token.label)\t\(token.createdAt)\t\(state)")
             }
@@ -165,7 +170,7 @@ struct Token: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a token (needs an admin token). The secret is shown once; the daemon keeps only its hash.",
             discussion: """
-            Scopes: read (private repositories), write (also upload, commit, tag, record
+            Scopes: read (private repositories), write (also upload, commit, tag, record \
             metrics), admin (also create tokens).
 
             Example:

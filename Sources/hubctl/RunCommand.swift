@@ -7,14 +7,16 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text with a model, streaming it as it is produced.",
         discussion: """
-        The model is a Hugging Face style directory (config.json, model.safetensors,
-        tokenizer.json) or a registry repository namespace/name[@revision]. Greedy by default;
-        --temperature and --top-p sample instead (--seed makes a sampled run repeatable).
+        The model is a Hugging Face style directory (config.json, model.safetensors, \
+        tokenizer.json) or a registry repository namespace/name[@revision]. Greedy by default; \
+        --temperature and --top-p sample instead (--seed makes a sampled run repeatable). \
         Generation stops at the end-of-sequence token or after --max-tokens.
 
         Examples:
-          hubctl run smollm2/SmolLM2-135M-Instruct "The history of the railway in Britain began"
-          hubctl run smollm2-hf "Write a haiku about autumn." --chat --temperature 0.7 --top-p 0.9
+          hubctl run smollm2/SmolLM2-135M-Instruct \\
+              "The history of the railway in Britain began"
+          hubctl run smollm2-hf "Write a haiku about autumn." --chat \\
+              --temperature 0.7 --top-p 0.9
         """
     )
 

@@ -6,9 +6,9 @@ struct Login: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Save a token for a daemon, so later commands against it need no --token.",
         discussion: """
-        Checks the token with the daemon first (a token it refuses is not saved), then keeps
-        it in <data-dir>/credentials.json, readable by you alone, under the endpoint's URL.
-        $HUB_TOKEN and --token still take precedence. hubctl login --logout forgets it.
+        Checks the token with the daemon first (a token it refuses is not saved), then keeps \
+        it in <data-dir>/credentials.json, readable by you alone, under the endpoint's URL. \
+        $HUB_TOKEN and --token still take precedence. hubctl login --logout forgets it. \
         Create a token on the daemon's machine with hubctl token create.
 
         Examples:

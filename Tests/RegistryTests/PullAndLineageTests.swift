@@ -257,6 +257,60 @@ struct PullAndLineageTests {
         #expect(failed.stderr.contains("first mismatch at team/width@\(fixture.width.id), bytes of model.safetensors"))
     }
 
+    @Test("--any-base chooses among every base's family: only a variant of the other base fits this budget")
+    func anyBase() async throws {
+        let fixture = try HubFamilyFixture()
+        // A second, smaller base with one variant, measured here: 6 ms per token, loss 3.9.
+        var small = try TinyCheckpoint.uniform(seed: 9).config
+        small.hiddenSize = 8
+        small.numAttentionHeads = 2
+        let smallModel = TinyCheckpoint(random: small, seed: 9)
+        let otherBase = try HubFamilyFixture.commit(smallModel, as: "other/base", in: fixture.directory, registry: fixture.registry, record: nil)
+        let otherWeights = try fixture.registry.store.files(of: otherBase.id).first { $0.path == "model.safetensors" }!.sha256
+        var smaller = small
+        smaller.intermediateSize = 6
+        let otherVariant = try HubFamilyFixture.commit(
+            TinyCheckpoint(random: smaller, seed: 10), as: "other/width", in: fixture.directory, registry: fixture.registry,
+            record: ("recipe.json", { HubFamilyFixture.recipe("width-prune", base: smallModel, parameters: $0, input: otherWeights) }),
+            parent: "other/base")
+        try fixture.record(otherBase, cpu: HubFamilyFixture.localCPU, decode: 8, prefill: [128: 30], rss: 200_000_000, loss: 3.6, accuracy: 0.41)
+        try fixture.record(otherVariant, cpu: HubFamilyFixture.localCPU, decode: 6, prefill: [128: 25], rss: 150_000_000, loss: 3.9, accuracy: 0.40)
+        try await withServer(fixture.registry) { port in
+            let arguments = ["pull", "--any-base", "--max-latency", "7ms", "--dry-run", "--json", "--endpoint", "http://127.0.0.1:\(port)"]
+            let answer = try HubctlBinary.run(arguments)
+            #expect(answer.status == 0, "\(answer.stderr)")
+            let selection = (try JSONSerialization.jsonObject(with: Data(answer.stdout.utf8)) as? [String: Any])?["selection"] as? [String: Any]
+            let chosen = selection?["chosen"] as? [String: Any]
+            #expect(chosen?["repository"] as? String == "other/width")
+            #expect(chosen?["base"] as? String == "other/base@\(otherBase.id)")
+            #expect((selection?["candidates"] as? [Any])?.count == 6)
+            // Pinned to the first base, the same budget fits nothing there.
+            let pinned = try HubctlBinary.run(["pull", "team/base", "--max-latency", "7ms", "--dry-run", "--endpoint", "http://127.0.0.1:\(port)"])
+            #expect(pinned.status == 3 && pinned.stderr.contains("nothing fits this budget"))
+        }
+    }
+
+    @Test("the audit catches an edge whose parent is gone and a recipe whose input sha256 does not match the parent's weights")
+    func auditCatchesBrokenEdges() throws {
+        let fixture = try HubFamilyFixture()
+        let database = (fixture.registry.store as! SQLiteMetadataStore).database
+        let dataDir = fixture.registry.dataDirectory.path
+        // The recipe of team/depth rewritten to name other weights.
+        let edge = try #require(try fixture.registry.store.lineage(of: fixture.depth.id))
+        let zeros = String(repeating: "0", count: 64)
+        let baseWeights = try fixture.registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256.hex
+        try database.query("UPDATE lineage_edges SET recipe_json = ? WHERE child_revision_id = ?",
+                           [.text(edge.recipeJSON.replacingOccurrences(of: baseWeights, with: zeros)), .text(fixture.depth.id)])
+        let mismatched = try HubctlBinary.run(["lineage", "team/depth", "--audit", "--data-dir", dataDir])
+        #expect(mismatched.status == 4)
+        #expect(mismatched.stderr.contains("first mismatch at team/depth@\(fixture.depth.id), input weights: the record names \(zeros)"))
+        // team/width's edge gone (as when a child is mirrored without its parent): a compressed root.
+        try database.query("DELETE FROM lineage_edges WHERE child_revision_id = ?", [.text(fixture.width.id)])
+        let orphan = try HubctlBinary.run(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
+        #expect(orphan.status == 4)
+        #expect(orphan.stderr.contains("first mismatch at team/width@\(fixture.width.id), lineage: a compressed variant with no edge"))
+    }
+
     @Test("lineage records are checked when registered: a fine-tune record naming other weights is refused")
     func fineTuneLineageChecked() throws {
         let fixture = try HubFamilyFixture()

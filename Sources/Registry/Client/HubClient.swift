@@ -15,11 +15,15 @@ public enum HubClientError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .transport(let url, let message): "\(url): \(message)"
         case .sinkFailed(let url): "\(url): could not write the downloaded bytes"
-        case .server(let url, let status, let code, let message): "\(url): HTTP \(status)\(code.map { " \($0)" } ?? ""): \(message)"
+        case .server(let url, let status, let code, let message):
+            "\(url): HTTP \(status)\(code.map { " \($0)" } ?? ""): \(message)"
+                + (status == 401 ? " (give a token: hubctl login, --token or $HUB_TOKEN)" : status == 403 ? " (this token's scope does not allow it)" : "")
         case .unexpectedResponse(let url, let reason): "\(url): unexpected response: \(reason)"
         case .digestMismatch(let path, let expected, let found): "\(path): downloaded bytes hash to \(found), expected \(expected)"
         case .sizeMismatch(let path, let expected, let found): "\(path): downloaded \(found) bytes, expected \(expected)"
-        case .gaveUp(let url, let attempts, let last): "\(url): gave up after \(attempts) attempts; last error: \(last)"
+        case .gaveUp(let url, let attempts, let last):
+            "\(url): gave up after \(attempts) attempts; last error: \(last)"
+                + (last.lowercased().contains("connect") ? " (is a daemon running there? start one with hubctl serve, or point --endpoint or $HUB_ENDPOINT at yours)" : "")
         }
     }
 
