@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command from a fresh machine to a working hub: installs the system libraries, builds
 # hubctl in release mode, fetches and verifies the shipped model and data, then runs the
-# main job on the embedded defaults — a registry on SQLite in $HUB_HOME with the base
-# model imported — and prints the model's card. Safe to run again: every step is idempotent.
+# main job on the embedded defaults, scripts/quickstart.sh: a registry on SQLite in
+# $HUB_HOME served by the daemon, the base imported, two compressed variants pushed and
+# evaluated, the one that fits a latency budget pulled, audited and run. Safe to run again.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$HUB_REPO_ROOT"
@@ -19,8 +20,5 @@ hubctl="$(swift build -c release --show-bin-path)/hubctl"
 bash scripts/fetch-assets.sh
 
 export HUB_HOME="${HUB_HOME:-$HOME/.compression-hub}"
-log "registry in $HUB_HOME"
-"$hubctl" init
-"$hubctl" import "$HUB_MODEL_GGUF" smollm2/SmolLM2-135M-Instruct
-"$hubctl" card smollm2/SmolLM2-135M-Instruct
+bash scripts/quickstart.sh "$hubctl"
 log "done: hubctl is at $hubctl"

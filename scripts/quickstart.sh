@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The hub end to end on the embedded defaults (SQLite + a blob directory in $HUB_HOME): start
+# the daemon, import the base, build two compressed variants (compress, push with lineage,
+# evaluate and record the metrics), pull the one that fits a latency budget into a
+# huggingface_hub-style cache, audit its lineage and run it. scripts/setup.sh runs this as its
+# main job; it is safe to run again (every step is idempotent or skipped when done).
+# Usage: bash scripts/quickstart.sh [PATH_TO_HUBCTL]
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+hubctl=${1:-"$(cd "$HUB_REPO_ROOT" && swift build -c release --show-bin-path)/hubctl"}
+export HUB_HOME="${HUB_HOME:-$HOME/.compression-hub}"
+work="$HUB_HOME/quickstart"
+base=smollm2/SmolLM2-135M-Instruct
+mkdir -p "$work"
+
+log "1. registry in $HUB_HOME, base model imported"
+"$hubctl" init
+"$hubctl" import "$HUB_MODEL_GGUF" "$base"
+
+log "2. daemon on an ephemeral loopback port"
+"$hubctl" serve --port 0 2> "$work/daemon.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/daemon.log" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "${port:-}" ] || die "the daemon did not start: $(cat "$work/daemon.log")"
+export HUB_ENDPOINT="http://127.0.0.1:$port"
+log "   $HUB_ENDPOINT"
+
+summary() {  # summary METRICS_JSON: one line of what was measured
+    python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); l = r["latency"]
+print("   %s: loss %.3f, decode p50 %.1f ms/token, peak RSS %.0f MB" % (r["model"], r["loss"]["cross_entropy"],
+      l["decode_per_token"]["p50_ms"], r["peak_rss_bytes"] / 1e6))' "$1" >&2
+}
+record() {  # record REPO: the smoke suite with latency, stored beside the revision (once)
+    local out="$work/$(basename "$1").eval.json"
+    if [ ! -s "$out" ] || ! "$hubctl" card "$1" --json | grep -q '"suite" : "smoke"'; then
+        "$hubctl" eval "$1" --suite smoke --record --json > "$out.partial" && mv "$out.partial" "$out"
+    fi
+    summary "$out"
+}
+log "3. the base's metrics (smoke suite: loss, 4 tasks, latency)"
+record "$base"
+
+log "4. two compressed variants, pushed to the daemon with their lineage and evaluated"
+for spec in "width-prune 0.2" "depth-prune-influence 0.3"; do
+    read -r method ratio <<< "$spec"
+    name="quickstart/SmolLM2-$method-${ratio#0.}"
+    if [ ! -f "$work/$method/recipe.json" ]; then
+        rm -rf "$work/$method"
+        "$hubctl" compress "$base" --method "$method" --ratio "$ratio" -o "$work/$method" > "$work/$method.compress.txt"
+    fi
+    "$hubctl" push "$work/$method" "$name" --parent "$base" -m "quickstart: $method r = $ratio" | sed 's/^/   /' >&2
+    record "$name"
+done
+
+log "5. pull the variant that decodes at least 10% faster than the base, then audit and run it"
+base_ms=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["latency"]["decode_per_token"]["p50_ms"])' \
+    "$work/SmolLM2-135M-Instruct.eval.json")
+budget=$(python3 -c "print(round($base_ms * 0.9, 1))")
+snapshot=$("$hubctl" pull "$base" --max-latency "${budget}ms" --cache-dir "$work/hf-cache")
+log "   pulled into $snapshot"
+pulled=$(basename "$(dirname "$(dirname "$snapshot")")" | sed 's/^models--//; s/--/\//')
+"$hubctl" lineage "$pulled" --audit
+"$hubctl" run "$snapshot" "The history of the railway in Britain began" --max-tokens 24
+log "quickstart done: daemon at $HUB_ENDPOINT stopped; data in $HUB_HOME, the pulled model in $snapshot"
