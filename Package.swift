@@ -35,7 +35,7 @@ let package = Package(
         // make the tests crawl.
         .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"]),
+        .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS", "CArchive"]),
         // The backward pass and its optimiser: compiled optimized for the same reason.
         .target(name: "Training", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),

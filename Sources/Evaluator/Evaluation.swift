@@ -21,7 +21,14 @@ public struct Evaluation {
         let start = DispatchTime.now().uptimeNanoseconds
         let corpusFile = bigbench.appendingPathComponent("gem/xsum/task.json")
         let documents = suite.measuresLoss ? try XSumCorpus.articles(in: corpusFile, range: suite.lossDocuments) : []
-        let tasks = try suite.tasks.map { try BigBenchTask(name: $0.name, file: bigbench.appendingPathComponent($0.path), limit: $0.limit) }
+        let tasks = try suite.tasks.map { spec in
+            let file = spec.path.hasPrefix("/") ? URL(fileURLWithPath: spec.path) : bigbench.appendingPathComponent(spec.path)
+            if !spec.path.hasPrefix("/"), !FileManager.default.fileExists(atPath: file.path) {
+                progress("extracting \(spec.path) from the BIG-bench sdist")
+                try BigBenchSdist(besides: bigbench).extract(spec.path, into: bigbench)
+            }
+            return try BigBenchTask(name: spec.name, file: file, limit: spec.limit)
+        }
 
         var loss: HeldOutLoss.Result?
         if suite.measuresLoss {

@@ -41,19 +41,34 @@ public struct EvaluationSuite: Sendable {
 
     public static let defaultTasks = ["general_knowledge", "movie_recommendation", "goal_inference", "step_inference"]
 
-    public static func named(_ name: String, tasks: [String]? = nil) throws -> EvaluationSuite {
-        let chosen = tasks ?? defaultTasks
-        for task in chosen where taskPaths[task] == nil {
+    /// A task by one of the names above, by any BIG-bench task's directory name under
+    /// benchmark_tasks (with its subtask, as in `logical_deduction/three_objects`), or by the
+    /// path of a task file in the same JSON format (absolute, or starting with `.`).
+    public static func taskSpec(_ task: String) throws -> (name: String, path: String) {
+        if let known = taskPaths[task] { return (task, known) }
+        if task.hasSuffix(".json") || task.hasPrefix("/") || task.hasPrefix(".") {
+            let url = URL(fileURLWithPath: task).standardizedFileURL
+            guard FileManager.default.fileExists(atPath: url.path) else { throw EvaluatorError.missingFile(url.path) }
+            let name = url.lastPathComponent == "task.json" ? url.deletingLastPathComponent().lastPathComponent : url.deletingPathExtension().lastPathComponent
+            return (name, url.path)
+        }
+        guard !task.isEmpty, task.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "/" }),
+              !task.hasPrefix("/"), !task.contains("//") else {
             throw EvaluatorError.unknownTask(task, known: taskPaths.keys.sorted())
         }
+        return (task, task + "/task.json")
+    }
+
+    public static func named(_ name: String, tasks: [String]? = nil) throws -> EvaluationSuite {
+        let chosen = try (tasks ?? defaultTasks).map(taskSpec)
         switch name {
         case "smoke":
             return EvaluationSuite(name: name, lossDocuments: XSumCorpus.testRange.lowerBound ..< XSumCorpus.testRange.lowerBound + 10,
-                                   context: 512, tasks: chosen.map { TaskSpec(name: $0, path: taskPaths[$0]!, limit: 20) },
+                                   context: 512, tasks: chosen.map { TaskSpec(name: $0.name, path: $0.path, limit: 20) },
                                    latency: LatencyProbe(promptLengths: [128], decodeTokens: 16, repetitions: 3))
         case "full":
             return EvaluationSuite(name: name, lossDocuments: XSumCorpus.testRange, context: 512,
-                                   tasks: chosen.map { TaskSpec(name: $0, path: taskPaths[$0]!, limit: 300) },
+                                   tasks: chosen.map { TaskSpec(name: $0.name, path: $0.path, limit: 300) },
                                    latency: LatencyProbe())
         default:
             throw EvaluatorError.unknownTask("suite '\(name)'", known: ["smoke", "full"])

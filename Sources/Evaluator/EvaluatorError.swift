@@ -10,7 +10,9 @@ public enum EvaluatorError: Error, Equatable, CustomStringConvertible {
         case .missingFile(let path): "\(path) does not exist (run scripts/fetch-assets.sh to install the task data)"
         case .invalidTask(let path, let reason): "\(path): not a usable BIG-bench multiple-choice task: \(reason)"
         case .emptyCorpus(let what): "the held-out corpus \(what) has no text to score"
-        case .unknownTask(let name, let known): "unknown task '\(name)' (known: \(known.joined(separator: ", ")))"
+        case .unknownTask(let name, let known):
+            known.isEmpty ? "BIG-bench has no task file '\(name)' (name a directory under bigbench/benchmark_tasks, with its subtask if it has them, or give a task.json path)"
+                : "unknown task '\(name)' (known: \(known.joined(separator: ", ")))"
         case .modelDidNotLoad(let path, let reason): "the model at \(path) did not load: \(reason)"
         }
     }

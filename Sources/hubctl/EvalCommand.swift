@@ -18,17 +18,21 @@ struct Eval: ParsableCommand {
         highest per byte; choices are scored as continuations, not listed in the prompt):
         general_knowledge, movie_recommendation, goal_inference, step_inference by default (the \
         base model is clearly above chance on them); also social_iqa, epistemic_reasoning, \
-        winowhy, physical_intuition, cause_and_effect.
+        winowhy, physical_intuition, cause_and_effect. Any other BIG-bench JSON \
+        multiple-choice task works by its directory name (with its subtask: \
+        logical_deduction/three_objects), extracted from the verified sdist the first time; so \
+        does a task file of your own in the same format, by path (./my_task.json).
 
         Examples:
           hubctl eval smollm2/SmolLM2-135M-Instruct
           hubctl eval smollm2-hf --suite full --json > metrics.json
+          hubctl eval smollm2-hf --tasks logical_deduction/three_objects,./my_task.json
         """
     )
 
     @Argument(help: "A model directory or namespace/name[@revision].") var model: String
     @Option(help: "smoke or full.") var suite = "smoke"
-    @Option(help: "Comma-separated task names (default: the four default tasks).") var tasks: String?
+    @Option(help: "Comma-separated task names or task.json paths (default: the four default tasks).") var tasks: String?
     @Option(help: "Examples per task, overriding the suite's.") var limit: Int?
     @Flag(help: "Skip the latency probes.") var noLatency = false
     @Flag(help: "Skip the held-out loss.") var noLoss = false
