@@ -22,4 +22,10 @@ if ! python3 -c "import huggingface_hub, sys; sys.exit(huggingface_hub.__version
     log "installing huggingface_hub 2.4.0 (test client of the HTTP server)"
     python3 -m pip install --quiet "huggingface_hub==2.4.0" >&2 || die "pip could not install huggingface_hub"
 fi
+# And check that transformers finds what hubctl pull put in a cache, offline. It installs
+# without torch (configs and tokenizers only): PyPI's Linux torch wheels bring GBs of CUDA.
+if ! python3 -c "import transformers, sys; sys.exit(transformers.__version__ != '5.24.0')" 2>/dev/null; then
+    log "installing transformers 5.24.0 (test client of hubctl pull's cache)"
+    python3 -m pip install --quiet "transformers==5.24.0" "huggingface_hub==2.4.0" >&2 || die "pip could not install transformers"
+fi
 log "system packages ok"

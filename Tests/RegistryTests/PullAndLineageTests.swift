@@ -166,7 +166,7 @@ struct PullAndLineageTests {
         #expect(suggestion.commands.first?.hasPrefix(String(format: "hubctl compress team/base --method width-prune --ratio %.2f", suggestion.ratio)) == true)
     }
 
-    @Test("hubctl pull downloads the chosen variant into a cache huggingface_hub loads offline; a corrupt partial file is refused")
+    @Test("hubctl pull downloads the chosen variant into a cache huggingface_hub and transformers load offline; a corrupt partial file is refused")
     func pullIntoCache() async throws {
         let fixture = try HubFamilyFixture()
         let cache = fixture.directory.path("hf-cache")
@@ -199,18 +199,21 @@ struct PullAndLineageTests {
             for file in tunedFiles {
                 #expect(try SHA256Digest.ofFile(at: URL(fileURLWithPath: snapshot).appendingPathComponent(file.path)) == file.sha256)
             }
-            // huggingface_hub, offline, finds it by name and by revision.
+            // huggingface_hub and transformers, offline, find it by name and by revision.
             let script = """
                 import os
+                os.environ['HF_HUB_OFFLINE'] = '1'
+                from transformers import AutoConfig
                 from huggingface_hub import snapshot_download, hf_hub_download
                 a = snapshot_download('team/tuned', cache_dir='\(cache.path)', local_files_only=True)
                 b = snapshot_download('team/tuned', revision='\(fixture.tuned.id)', cache_dir='\(cache.path)', local_files_only=True)
                 c = hf_hub_download('team/tuned', 'finetune.json', cache_dir='\(cache.path)', local_files_only=True)
-                print(a == b, os.path.realpath(a), open(c).read(20))
+                config = AutoConfig.from_pretrained('team/tuned', cache_dir='\(cache.path)', local_files_only=True)
+                print(a == b, os.path.realpath(a), config.model_type, config.intermediate_size, open(c).read(20))
                 """
             let (status, output) = try HuggingFaceProtocolTests.python(script, port: 9, cache: cache)
             #expect(status == 0, "\(output)")
-            #expect(output.hasPrefix("True \(snapshot)"))
+            #expect(output.hasPrefix("True \(snapshot) llama 8 "))
 
             // Nothing fits: exit 3, the nearest and a suggestion; nothing downloaded.
             let none = try HubctlBinary.run(["pull", "team/base", "--max-loss", "2.5", "--cache-dir", fixture.directory.path("none").path,
