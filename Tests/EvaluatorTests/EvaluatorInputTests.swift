@@ -61,7 +61,12 @@ struct EvaluatorInputTests {
         #expect(throws: EvaluatorError.self) { try BigBenchTask(name: "t", file: generative) }
         let empty = try writeTask(["examples": []], in: directory)
         #expect(throws: EvaluatorError.invalidTask(path: empty.path, reason: "no examples")) { try BigBenchTask(name: "t", file: empty) }
-        #expect(throws: EvaluatorError.self) { try EvaluationSuite.named("smoke", tasks: ["no_such_task"]) }
+        // Any BIG-bench directory name is accepted here (a missing one fails when extracted);
+        // a name that could not be one, or a task file that is not there, is refused at once.
+        #expect(throws: EvaluatorError.self) { try EvaluationSuite.named("smoke", tasks: ["no such task!"]) }
+        #expect(throws: EvaluatorError.missingFile(directory.path("absent.json").path)) {
+            try EvaluationSuite.named("smoke", tasks: [directory.path("absent.json").path])
+        }
         #expect(throws: EvaluatorError.self) { try EvaluationSuite.named("huge") }
         let corpus = try writeTask(["examples": [["input": ""]]], in: directory)
         #expect(throws: EvaluatorError.emptyCorpus(corpus.path)) { try XSumCorpus.articles(in: corpus, range: 0 ..< 1) }
