@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module graph (dependencies point down): hubctl → Registry → Compressor, Evaluator, Training →
+// Module graph (dependencies point down): hubctl → Registry, Builds → Compressor, Evaluator, Training →
 // Transformer → Checkpoint → HubCore; C shims wrap the system libraries through pkg-config.
 let package = Package(
     name: "CompressionHub",
@@ -41,12 +41,15 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
+        // The build engine: recipes, stages as files-in/files-out functions, a stage cache by
+        // input hashes, and a runner; it knows nothing of HTTP or SQL.
+        .target(name: "Builds", dependencies: ["Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore"]),
         .target(name: "Registry", dependencies: [
-            "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
+            "Builds", "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .executableTarget(name: "hubctl", dependencies: [
-            "Registry", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore",
+            "Registry", "Builds", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
@@ -61,6 +64,7 @@ let package = Package(
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Transformer", "Checkpoint", "HubCore", "Evaluator", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),
+        .testTarget(name: "BuildsTests", dependencies: ["Builds", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
     ]
 )

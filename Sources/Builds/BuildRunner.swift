@@ -1,0 +1,141 @@
+import Checkpoint
+import Compressor
+import Evaluator
+import Foundation
+import HubCore
+import Transformer
+
+/// A model's files, wherever they live (a directory, or a registry's blobs read in place).
+public struct ModelFiles: Sendable {
+    public let config: URL
+    public let weights: URL
+    public let tokenizer: URL
+    public let tokenizerConfig: URL?
+
+    public init(config: URL, weights: URL, tokenizer: URL, tokenizerConfig: URL?) {
+        self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.tokenizerConfig = tokenizerConfig
+    }
+
+    /// The files of a Hugging Face style directory.
+    public init(directory: URL) {
+        let tokenizerConfig = directory.appendingPathComponent("tokenizer_config.json")
+        self.init(config: directory.appendingPathComponent("config.json"), weights: directory.appendingPathComponent("model.safetensors"),
+                  tokenizer: directory.appendingPathComponent("tokenizer.json"),
+                  tokenizerConfig: FileManager.default.fileExists(atPath: tokenizerConfig.path) ? tokenizerConfig : nil)
+    }
+}
+
+/// What one built variant came to: its files, the record of every stage, and its metrics.
+public struct BuildOutput: Sendable {
+    public let recipe: BuildRecipe
+    public let variant: URL
+    public let metrics: MetricsRecord
+    public let stages: [StageRecord]
+}
+
+/// Runs builds in this process, stage by stage through a cache: a stage whose key is in the
+/// cache is not run again. Counts hits and misses, so a sweep can show what it shared.
+public final class BuildRunner: @unchecked Sendable {
+    public let cache: any StageCache
+    /// `$HUB_CACHE`: the calibration articles and BIG-bench tasks.
+    public let assetCache: URL
+    public let progress: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private var counts = (hits: 0, misses: 0)
+
+    public init(cache: any StageCache, assetCache: URL, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.cache = cache
+        self.assetCache = assetCache
+        self.progress = progress
+    }
+
+    public var hits: Int { lock.withLock { counts.hits } }
+    public var misses: Int { lock.withLock { counts.misses } }
+
+    /// The output of `spec`: from the cache, or made by `body` in a work directory and published.
+    public func stage(_ spec: StageSpec, _ body: (URL) throws -> Void) throws -> (URL, StageRecord) {
+        let key = spec.key
+        if let cached = try cache.lookup(key) {
+            lock.withLock { counts.hits += 1 }
+            progress("\(spec.label): cached")
+            let record = try JSONDecoder().decode(StageRecord.self, from: Data(contentsOf: cached.appendingPathComponent("stage.json")))
+            return (cached, record)
+        }
+        lock.withLock { counts.misses += 1 }
+        progress("\(spec.label): running")
+        let work = try cache.workDirectory(for: key)
+        let start = DispatchTime.now().uptimeNanoseconds
+        do { try body(work) } catch {
+            try? FileManager.default.removeItem(at: work)
+            throw BuildError.stageFailed(stage: spec.label, reason: "\(error)")
+        }
+        let record = StageRecord(spec: spec, key: key, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+                                 createdAt: ISO8601DateFormatter().string(from: Date()))
+        return (try cache.publish(work, record: record), record)
+    }
+
+    /// Compresses `base` and evaluates the variant, each stage cached.
+    public func build(_ recipe: BuildRecipe, base: ModelFiles) throws -> BuildOutput {
+        guard let compression = recipe.compression else { throw BuildError.invalidField("compression", "is required (expand sweeps first)") }
+        let baseSHA = try SHA256Digest.ofFile(at: base.weights)
+        var settings: [String: JSONValue] = ["method": .string(compression.method), "ratio": .number(compression.ratio)]
+        if let tokens = compression.calibrationTokens { settings["calibration_tokens"] = .number(Double(tokens)) }
+        let compress = StageSpec(kind: .compress, inputSHA256: baseSHA, settings: .object(settings))
+        let (variant, compressed) = try stage(compress) { work in try Self.compress(base, compression, into: work, assets: assetCache, progress: progress) }
+
+        let variantFiles = ModelFiles(directory: variant)
+        let variantSHA = try SHA256Digest.ofFile(at: variantFiles.weights)
+        let evaluate = StageSpec(kind: .evaluate, inputSHA256: variantSHA,
+                                 settings: .object(["suite": .string(recipe.evaluation.suite), "latency": .bool(recipe.evaluation.latency)]))
+        let (evaluation, evaluated) = try stage(evaluate) { work in
+            try Self.evaluate(variantFiles, recipe.evaluation, label: recipe.name, into: work, assets: assetCache, progress: progress)
+        }
+        let metrics = try JSONDecoder().decode(MetricsRecord.self, from: Data(contentsOf: evaluation.appendingPathComponent("metrics.json")))
+        return BuildOutput(recipe: recipe, variant: variant, metrics: metrics, stages: [compressed, evaluated])
+    }
+
+    /// The compress stage: `hubctl compress` as a function of files.
+    static func compress(_ base: ModelFiles, _ settings: BuildRecipe.Compression, into work: URL, assets: URL,
+                         progress: @escaping @Sendable (String) -> Void) throws {
+        let method = try CompressionMethods.named(settings.method)
+        var calibration: CalibrationData?
+        if method.needsCalibration {
+            let tokenizer = try BPETokenizer(huggingFaceJSON: base.tokenizer, tokenizerConfig: base.tokenizerConfig)
+            let articles = try XSumCorpus.articles(in: assets.appendingPathComponent("bigbench/gem/xsum/task.json"), range: 0 ..< 64)
+            let tokens = settings.calibrationTokens ?? (method is SliceGPTSlicing ? SliceGPTSlicing.defaultCalibrationTokens : 8192)
+            calibration = try CalibrationData(text: articles.joined(separator: "\n\n"), source: "bigbench gem/xsum articles 0..<64",
+                                              tokenizer: tokenizer, maxTokens: tokens, minimumTokens: min(1024, tokens))
+        }
+        var companions: [String: URL] = ["tokenizer.json": base.tokenizer]
+        if let config = base.tokenizerConfig { companions["tokenizer_config.json"] = config }
+        // The compressor creates its output directory itself, whole or not at all.
+        let output = work.appendingPathComponent("model")
+        _ = try Compressor(method: method).compress(config: base.config, weights: base.weights, companions: companions, ratio: settings.ratio,
+                                                    calibration: calibration, output: output, progress: progress)
+        for name in try FileManager.default.contentsOfDirectory(atPath: output.path) {
+            try FileManager.default.moveItem(at: output.appendingPathComponent(name), to: work.appendingPathComponent(name))
+        }
+        try FileManager.default.removeItem(at: output)
+    }
+
+    /// The evaluate stage: `hubctl eval` as a function of files; writes metrics.json.
+    static func evaluate(_ model: ModelFiles, _ settings: BuildRecipe.Evaluation, label: String, into work: URL, assets: URL,
+                         progress: @escaping @Sendable (String) -> Void) throws {
+        var suite = try EvaluationSuite.named(settings.suite)
+        if !settings.latency { suite.latency = nil }
+        let config = try LlamaConfig.load(from: model.config)
+        let runtime = try LlamaModel(weights: ModelWeights(config: config, safetensors: SafetensorsFile(path: model.weights.path)))
+        let tokenizer = try BPETokenizer(huggingFaceJSON: model.tokenizer, tokenizerConfig: model.tokenizerConfig)
+        let bytes = [model.config, model.weights, model.tokenizer].compactMap {
+            (try? FileManager.default.attributesOfItem(atPath: $0.path)[.size]) as? Int
+        }.reduce(0, +)
+        let record = try Evaluation(suite: suite, bigbench: assets.appendingPathComponent("bigbench"))
+            .run(model: runtime, tokenizer: tokenizer, label: label, bytesOnDisk: bytes, progress: progress)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try encoder.encode(record).write(to: work.appendingPathComponent("metrics.json"))
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Builds
+import Compressor
+import Foundation
+import HubCore
+import Registry
+import Transformer
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build variants from a recipe: compress, evaluate, register.",
+        subcommands: [Run.self, Plan.self])
+
+    /// Reads and validates a recipe file; every error names its field.
+    static func recipe(at path: String) throws -> BuildRecipe {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the recipe \(path)") }
+        return try BuildRecipe.decode(data, knownMethods: CompressionMethods.all.map(\.name))
+    }
+
+    static func cache(_ data: DataDirectoryOption) throws -> DirectoryStageCache {
+        let home = data.dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory
+        return try DirectoryStageCache(root: home.appendingPathComponent("builds/stages"))
+    }
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a build recipe in this process and register what it makes.",
+            discussion: """
+            A recipe (schemas/build-recipe.schema.json) names a base, a compression (or a \\
+            sweep of methods × ratios) and an evaluation suite. Each variant is compressed, \\
+            evaluated and committed to the registry with the recipe on its lineage edge and \\
+            the metrics record beside it. Every stage's output is kept in \\
+            <data-dir>/builds/stages under the hash of its inputs (input weights, settings, \\
+            code version), so a stage already run is reused, and a build killed midway \\
+            resumes from its last finished stage when run again. Registering the same build \\
+            twice changes nothing.
+
+            Example:
+              echo '{"schema_version": 1, "base": "smollm2/SmolLM2-135M-Instruct",
+                "name": "team/w20", "compression": {"method": "width-prune", "ratio": 0.2},
+                "evaluation": {"suite": "smoke", "latency": true}}' > w20.json
+              hubctl build run w20.json
+            """
+        )
+        @Argument(help: "The recipe file.") var recipe: String
+        @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+        @Flag(help: "Print the registered variants as JSON.") var json = false
+        @OptionGroup var data: DataDirectoryOption
+
+        func run() throws {
+            let recipe = try Build.recipe(at: recipe)
+            if let threads { BLASThreads.count = threads }
+            let registry = try data.open()
+            let runner = BuildRunner(cache: try Build.cache(data), assetCache: ModelLocator.assetCache) { Output.progress("… \($0)") }
+            let files = try ModelLocator.locate(recipe.base, data: data)
+            let base = ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
+            var built: [[String: String]] = []
+            for single in recipe.expanded() {
+                let output = try runner.build(single, base: base)
+                let revision = try registry.registerBuild(output, author: NSUserName())
+                let seconds = output.stages.map { String(format: "%@ %.0f s", $0.spec.kind.rawValue, $0.seconds) }.joined(separator: ", ")
+                if !json {
+                    print(String(format: "%@ at revision %@: loss %@ (%@)", single.name, revision.id,
+                                 output.metrics.loss.map { String(format: "%.3f", $0.crossEntropy) } ?? "-", seconds))
+                }
+                built.append(["repository": single.name, "revision": revision.id])
+            }
+            if json { print(try Output.json(built)) }
+            Output.progress("stages: \(runner.misses) run, \(runner.hits) reused from the cache")
+        }
+    }
+
+    struct Plan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a recipe and list the variants and stages it would build.")
+        @Argument(help: "The recipe file.") var recipe: String
+
+        func run() throws {
+            let recipe = try Build.recipe(at: recipe)
+            for single in recipe.expanded() {
+                let c = single.compression!
+                print(String(format: "%@: %@ at r = %.2f, then the %@ suite", single.name, c.method, c.ratio, single.evaluation.suite))
+            }
+        }
+    }
+}

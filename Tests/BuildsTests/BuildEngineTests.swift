@@ -1,0 +1,100 @@
+import Builds
+import Compressor
+import Evaluator
+import Foundation
+import HubCore
+import HubTestSupport
+import Testing
+
+@Suite("Build engine: recipes, stage keys, the stage cache", .serialized)
+struct BuildEngineTests {
+    static let methods = CompressionMethods.all.map(\.name)
+
+    static func decode(_ json: String) throws -> BuildRecipe {
+        try BuildRecipe.decode(Data(json.utf8), knownMethods: methods)
+    }
+
+    @Test("a bad recipe is refused naming its field; a sweep expands to one variant per cell, duplicates once")
+    func recipes() throws {
+        let good = #"{"schema_version": 1, "base": "a/b", "name": "t/v", "compression": {"method": "width-prune", "ratio": 0.3}, "evaluation": {"suite": "smoke", "latency": false}}"#
+        #expect(try Self.decode(good).compression == .init(method: "width-prune", ratio: 0.3))
+        let cases: [(String, String)] = [
+            (good.replacingOccurrences(of: #""ratio": 0.3"#, with: #""ratio": 1.5"#), "compression.ratio"),
+            (good.replacingOccurrences(of: "width-prune", with: "magic"), "compression.method"),
+            (good.replacingOccurrences(of: #""base": "a/b", "#, with: ""), "base"),
+            (good.replacingOccurrences(of: #""name": "t/v""#, with: #""name": "nope""#), "name"),
+            (good.replacingOccurrences(of: #""suite": "smoke""#, with: #""suite": "huge""#), "evaluation.suite"),
+            (good.replacingOccurrences(of: #""ratio": 0.3"#, with: #""ratio": "a lot""#), "compression.ratio"),
+        ]
+        for (json, field) in cases {
+            #expect { try Self.decode(json) } throws: { error in
+                guard case BuildError.invalidField(let named, _) = error else { return false }
+                return named == field
+            }
+        }
+        let sweep = try Self.decode(#"{"schema_version": 1, "base": "a/b", "name": "t/v", "sweep": {"methods": ["width-prune", "depth-prune", "width-prune"], "ratios": [0.2, 0.3]}, "evaluation": {"suite": "smoke", "latency": true}}"#)
+        #expect(sweep.expanded().map(\.name) == ["t/v-width-prune-20", "t/v-width-prune-30", "t/v-depth-prune-20", "t/v-depth-prune-30"])
+        // The schema agrees: it accepts what the engine writes and names the same methods.
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))
+        for recipe in [try Self.decode(good), sweep] + sweep.expanded() {
+            #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(recipe))) == [])
+        }
+        let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))) as! [String: Any]
+        let methods = ((schema["properties"] as! [String: Any])["compression"] as! [String: Any])["properties"] as! [String: Any]
+        #expect(Set((methods["method"] as! [String: Any])["enum"] as! [String]) == Set(Self.methods))
+    }
+
+    @Test("a stage's key follows its input, settings and code version; a cached stage is not run again; a failed one leaves nothing")
+    func stageCache() throws {
+        let directory = try TemporaryDirectory()
+        let input = SHA256Digest.of(Data("weights".utf8))
+        let spec = StageSpec(kind: .compress, inputSHA256: input, settings: .object(["method": .string("width-prune"), "ratio": .number(0.3)]))
+        #expect(spec.key == StageSpec(kind: .compress, inputSHA256: input, settings: .object(["ratio": .number(0.3), "method": .string("width-prune")])).key)
+        #expect(spec.key != StageSpec(kind: .compress, inputSHA256: input, settings: .object(["method": .string("width-prune"), "ratio": .number(0.2)])).key)
+        #expect(spec.key != StageSpec(kind: .compress, inputSHA256: SHA256Digest.of(Data("other".utf8)), settings: spec.settings).key)
+        #expect(spec.key != StageSpec(kind: .compress, inputSHA256: input, settings: spec.settings, codeVersion: "hubctl 9").key)
+
+        let cache = try DirectoryStageCache(root: directory.path("stages"))
+        let runner = BuildRunner(cache: cache, assetCache: directory.url)
+        var runs = 0
+        let (first, record) = try runner.stage(spec) { work in
+            runs += 1
+            try Data("out".utf8).write(to: work.appendingPathComponent("file"))
+        }
+        let (second, _) = try runner.stage(spec) { _ in runs += 1 }
+        #expect(runs == 1 && first == second && runner.hits == 1 && runner.misses == 1)
+        #expect(try String(contentsOf: second.appendingPathComponent("file"), encoding: .utf8) == "out")
+        #expect(record.key == spec.key && first.lastPathComponent == spec.key.hex)
+
+        let failing = StageSpec(kind: .evaluate, inputSHA256: input, settings: .object([:]))
+        #expect(throws: BuildError.self) {
+            try runner.stage(failing) { work in
+                try Data("half".utf8).write(to: work.appendingPathComponent("file"))
+                throw BuildError.missingInput("on purpose")
+            }
+        }
+        #expect(try cache.lookup(failing.key) == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path("stages/.work").path).isEmpty)
+    }
+
+    @Test("a build on the real model compresses and evaluates; built again, both stages come from the cache")
+    func realBuild() throws {
+        let directory = try TemporaryDirectory()
+        let model = try ConvertedModel.directory()
+        let assets = try Assets.bigbench("gem/xsum/task.json").deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let runner = BuildRunner(cache: try DirectoryStageCache(root: directory.path("stages")), assetCache: assets)
+        let recipe = BuildRecipe(base: "smollm2/base", name: "team/w10", compression: .init(method: "weight-prune", ratio: 0.1),
+                                 evaluation: .init(suite: "smoke", latency: false))
+        let base = ModelFiles(directory: model)
+        let built = try runner.build(recipe, base: base)
+        #expect(built.stages.map(\.spec.kind) == [.compress, .evaluate])
+        #expect(FileManager.default.fileExists(atPath: built.variant.appendingPathComponent("recipe.json").path))
+        #expect(FileManager.default.fileExists(atPath: built.variant.appendingPathComponent("tokenizer.json").path))
+        let loss = try #require(built.metrics.loss?.crossEntropy)
+        #expect(loss > 3 && loss < 20 && built.metrics.latency == nil)
+        let again = try runner.build(recipe, base: base)
+        #expect(runner.hits == 2 && runner.misses == 2)
+        #expect(again.variant == built.variant && again.metrics == built.metrics)
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import HubCore
+import HubTestSupport
+@testable import Registry
+import Testing
+
+@Suite("hubctl build run", .serialized)
+struct BuildCommandTests {
+    @Test("a recipe builds, registers the variant with its lineage and metrics, and building it again registers nothing new")
+    func buildAndRegister() throws {
+        let directory = try TemporaryDirectory()
+        let dataDir = directory.path("hub").path
+        let imported = try HubctlBinary.run(["import", try Assets.modelGGUF().path, "smollm2/base", "--data-dir", dataDir])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let recipe = directory.path("recipe.json")
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10", "compression": {"method": "weight-prune", "ratio": 0.1}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+            .write(to: recipe)
+        let first = try HubctlBinary.run(["build", "run", recipe.path, "--json", "--data-dir", dataDir])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("stages: 2 run, 0 reused"))
+        let registry = try HubRegistry(dataDirectory: URL(fileURLWithPath: dataDir))
+        let card = try registry.card(RepositoryName("team/w10"))
+        #expect(card.kind == .compressed && card.lineage?.recipe["method"]?.stringValue == "weight-prune")
+        #expect(card.metrics.count == 1 && card.metrics[0].crossEntropy != nil)
+        let again = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(again.status == 0 && again.stderr.contains("stages: 0 run, 2 reused"))
+        let after = try registry.card(RepositoryName("team/w10"))
+        #expect(after.revision == card.revision && after.metrics.count == 1)
+        let audit = try HubctlBinary.run(["lineage", "team/w10", "--audit", "--data-dir", dataDir])
+        #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
+
+        // A bad recipe: refused naming the field, nothing registered.
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/bad", "compression": {"method": "weight-prune", "ratio": 0}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+            .write(to: recipe)
+        let bad = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(bad.status == 1 && bad.stderr.contains("compression.ratio"))
+        #expect(try registry.store.repository(RepositoryName("team/bad")) == nil)
+    }
+}
