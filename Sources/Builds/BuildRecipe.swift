@@ -20,13 +20,32 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey { case method, ratio, calibrationTokens = "calibration_tokens" }
     }
 
+    /// Recovery fine-tuning of the compressed variant on the pinned corpus.
+    public struct FineTune: Codable, Sendable, Equatable {
+        public var tokens: Int
+        public var loraRank: Int?
+        /// Distil from the base (KL to its next-token distribution, mixed with cross-entropy).
+        public var distill: Bool
+
+        public init(tokens: Int, loraRank: Int? = nil, distill: Bool = false) {
+            self.tokens = tokens
+            self.loraRank = loraRank
+            self.distill = distill
+        }
+
+        enum CodingKeys: String, CodingKey { case tokens, loraRank = "lora_rank", distill }
+    }
+
     public struct Sweep: Codable, Sendable, Equatable {
         public var methods: [String]
         public var ratios: [Double]
+        /// Fine-tuning budgets in tokens; 0 is no fine-tuning. Absent: none.
+        public var budgets: [Int]?
 
-        public init(methods: [String], ratios: [Double]) {
+        public init(methods: [String], ratios: [Double], budgets: [Int]? = nil) {
             self.methods = methods
             self.ratios = ratios
+            self.budgets = budgets
         }
     }
 
@@ -47,18 +66,29 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
     /// The repository the variant is committed to; a sweep appends `-<method>-<ratio×100>`.
     public var name: String
     public var compression: Compression?
+    public var finetune: FineTune?
     public var sweep: Sweep?
     public var evaluation: Evaluation
 
-    public init(base: String, name: String, compression: Compression? = nil, sweep: Sweep? = nil, evaluation: Evaluation = Evaluation()) {
+    public init(base: String, name: String, compression: Compression? = nil, finetune: FineTune? = nil, sweep: Sweep? = nil,
+                evaluation: Evaluation = Evaluation()) {
         self.base = base
         self.name = name
         self.compression = compression
+        self.finetune = finetune
         self.sweep = sweep
         self.evaluation = evaluation
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion = "schema_version", base, name, compression, sweep, evaluation }
+    enum CodingKeys: String, CodingKey { case schemaVersion = "schema_version", base, name, compression, finetune, sweep, evaluation }
+
+    /// Where a fine-tuned build's compressed variant is committed (its lineage parent): the
+    /// sweep cell's name without its budget, or the name with `-compressed`.
+    public var compressedName: String {
+        guard let finetune else { return name }
+        let suffix = "-ft\(finetune.tokens / 1000)k"
+        return name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : name + "-compressed"
+    }
 
     /// Decodes and validates a recipe, naming the field that is wrong.
     public static func decode(_ data: Data, knownMethods: [String]) throws -> BuildRecipe {
@@ -103,6 +133,15 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
             guard !sweep.ratios.isEmpty else { throw BuildError.invalidField("sweep.ratios", "is empty") }
             for method in sweep.methods { for ratio in sweep.ratios { try check(method: method, ratio: ratio, field: "sweep") } }
         }
+        func check(finetune: FineTune, field: String) throws {
+            guard finetune.tokens >= 1024 else { throw BuildError.invalidField("\(field).tokens", "\(finetune.tokens) is fewer than one step (1024 tokens)") }
+            if let rank = finetune.loraRank, rank < 1 { throw BuildError.invalidField("\(field).lora_rank", "must be at least 1") }
+        }
+        if let finetune {
+            guard compression != nil else { throw BuildError.invalidField("finetune", "needs a compression (a sweep takes budgets instead)") }
+            try check(finetune: finetune, field: "finetune")
+        }
+        for budget in sweep?.budgets ?? [] where budget != 0 { try check(finetune: FineTune(tokens: budget), field: "sweep.budgets") }
         guard ["smoke", "full"].contains(evaluation.suite) else {
             throw BuildError.invalidField("evaluation.suite", "'\(evaluation.suite)' is not smoke or full")
         }
@@ -115,10 +154,13 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         var seen = Set<String>(), recipes: [BuildRecipe] = []
         for method in sweep.methods {
             for ratio in sweep.ratios {
-                let variant = "\(name)-\(method)-\(Int((ratio * 100).rounded()))"
-                guard seen.insert(variant).inserted else { continue }
-                recipes.append(BuildRecipe(base: base, name: variant, compression: Compression(method: method, ratio: ratio),
-                                           evaluation: evaluation))
+                for budget in sweep.budgets ?? [0] {
+                    var variant = "\(name)-\(method)-\(Int((ratio * 100).rounded()))"
+                    if budget > 0 { variant += "-ft\(budget / 1000)k" }
+                    guard seen.insert(variant).inserted else { continue }
+                    recipes.append(BuildRecipe(base: base, name: variant, compression: Compression(method: method, ratio: ratio),
+                                               finetune: budget > 0 ? FineTune(tokens: budget) : nil, evaluation: evaluation))
+                }
             }
         }
         return recipes

@@ -3,6 +3,7 @@ import Compressor
 import Evaluator
 import Foundation
 import HubCore
+import Training
 import Transformer
 
 /// A model's files, wherever they live (a directory, or a registry's blobs read in place).
@@ -31,6 +32,8 @@ public struct ModelFiles: Sendable {
 /// What one built variant came to: its files, the record of every stage, and its metrics.
 public struct BuildOutput: Sendable {
     public let recipe: BuildRecipe
+    /// The compressed variant, when it was fine-tuned after (its lineage parent).
+    public let compressed: URL?
     public let variant: URL
     public let metrics: MetricsRecord
     public let stages: [StageRecord]
@@ -86,7 +89,22 @@ public final class BuildRunner: @unchecked Sendable {
         let compress = StageSpec(kind: .compress, inputSHA256: baseSHA, settings: .object(settings))
         let (variant, compressed) = try stage(compress) { work in try Self.compress(base, compression, into: work, assets: assetCache, progress: progress) }
 
-        let variantFiles = ModelFiles(directory: variant)
+        var stages = [compressed], final = variant
+        if let finetune = recipe.finetune {
+            let compressedSHA = try SHA256Digest.ofFile(at: variant.appendingPathComponent("model.safetensors"))
+            var settings: [String: JSONValue] = ["tokens": .number(Double(finetune.tokens)), "distill": .bool(finetune.distill)]
+            if let rank = finetune.loraRank { settings["lora_rank"] = .number(Double(rank)) }
+            if finetune.distill { settings["teacher_sha256"] = .string(baseSHA.hex) }
+            let spec = StageSpec(kind: .finetune, inputSHA256: compressedSHA, settings: .object(settings))
+            let checkpoints = cache.checkpointDirectory(for: spec.key)
+            let (tuned, record) = try stage(spec) { work in
+                try Self.fineTune(ModelFiles(directory: variant), finetune, teacher: finetune.distill ? base : nil, into: work,
+                                  checkpoints: checkpoints, assets: assetCache, progress: progress)
+            }
+            stages.append(record)
+            final = tuned
+        }
+        let variantFiles = ModelFiles(directory: final)
         let variantSHA = try SHA256Digest.ofFile(at: variantFiles.weights)
         let evaluate = StageSpec(kind: .evaluate, inputSHA256: variantSHA,
                                  settings: .object(["suite": .string(recipe.evaluation.suite), "latency": .bool(recipe.evaluation.latency)]))
@@ -94,7 +112,8 @@ public final class BuildRunner: @unchecked Sendable {
             try Self.evaluate(variantFiles, recipe.evaluation, label: recipe.name, into: work, assets: assetCache, progress: progress)
         }
         let metrics = try JSONDecoder().decode(MetricsRecord.self, from: Data(contentsOf: evaluation.appendingPathComponent("metrics.json")))
-        return BuildOutput(recipe: recipe, variant: variant, metrics: metrics, stages: [compressed, evaluated])
+        return BuildOutput(recipe: recipe, compressed: recipe.finetune == nil ? nil : variant, variant: final, metrics: metrics,
+                           stages: stages + [evaluated])
     }
 
     /// The compress stage: `hubctl compress` as a function of files.
@@ -115,6 +134,26 @@ public final class BuildRunner: @unchecked Sendable {
         let output = work.appendingPathComponent("model")
         _ = try Compressor(method: method).compress(config: base.config, weights: base.weights, companions: companions, ratio: settings.ratio,
                                                     calibration: calibration, output: output, progress: progress)
+        for name in try FileManager.default.contentsOfDirectory(atPath: output.path) {
+            try FileManager.default.moveItem(at: output.appendingPathComponent(name), to: work.appendingPathComponent(name))
+        }
+        try FileManager.default.removeItem(at: output)
+    }
+
+    /// The fine-tune stage: `hubctl finetune` as a function of files, checkpointing into a
+    /// directory that outlives the attempt.
+    static func fineTune(_ model: ModelFiles, _ settings: BuildRecipe.FineTune, teacher: ModelFiles?, into work: URL, checkpoints: URL,
+                         assets: URL, progress: @escaping @Sendable (String) -> Void) throws {
+        var tuning = FineTuneSettings(tokens: settings.tokens)
+        if let rank = settings.loraRank { tuning.lora = try LoRASettings(rank: rank) }
+        let job = FineTuneJob(settings: tuning, model: .init(config: model.config, weights: model.weights, tokenizer: model.tokenizer,
+                                                             tokenizerConfig: model.tokenizerConfig),
+                              teacher: teacher.map { .init(config: $0.config, weights: $0.weights) },
+                              bigbench: assets.appendingPathComponent("bigbench"), checkpointDirectory: checkpoints)
+        let output = work.appendingPathComponent("model")
+        _ = try job.run(output: output, describe: progress) { step in
+            if step.step % 10 == 0 { progress(String(format: "fine-tuning step %d, %d tokens, loss %.3f", step.step, step.tokens, step.loss)) }
+        }
         for name in try FileManager.default.contentsOfDirectory(atPath: output.path) {
             try FileManager.default.moveItem(at: output.appendingPathComponent(name), to: work.appendingPathComponent(name))
         }

@@ -7,7 +7,7 @@ import HubCore
 /// is found in the cache after that; and it is all a separate process (or a cluster job)
 /// needs to run it: `hubctl stage run <stage.json>`.
 public struct StageSpec: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable { case compress, evaluate }
+    public enum Kind: String, Codable, Sendable { case compress, finetune, evaluate }
 
     public let kind: Kind
     /// The sha256 of the input model's model.safetensors.
@@ -54,6 +54,9 @@ public protocol StageCache: Sendable {
     func workDirectory(for key: SHA256Digest) throws -> URL
     /// Publishes a finished work directory under `key`, atomically; returns where it now is.
     func publish(_ work: URL, record: StageRecord) throws -> URL
+    /// Where a long stage keeps its checkpoints, the same for every attempt at `key`, so that
+    /// an attempt after a crash resumes where the last one stopped.
+    func checkpointDirectory(for key: SHA256Digest) -> URL
 }
 
 /// Stage outputs in `<root>/<key>/`, each with its `stage.json`. A work directory becomes
@@ -76,6 +79,10 @@ public struct DirectoryStageCache: StageCache {
         let work = root.appendingPathComponent(".work/\(key.hex)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         return work
+    }
+
+    public func checkpointDirectory(for key: SHA256Digest) -> URL {
+        root.appendingPathComponent(".work/\(key.hex).checkpoint", isDirectory: true)
     }
 
     public func publish(_ work: URL, record: StageRecord) throws -> URL {

@@ -11,8 +11,15 @@ extension HubRegistry {
     public func registerBuild(_ output: BuildOutput, author: String) throws -> Revision {
         let parts = output.recipe.base.split(separator: "@", maxSplits: 1).map(String.init)
         let name = try RepositoryName(output.recipe.name)
-        let revision = try registerVariant(directory: output.variant, as: name, parent: RepositoryName(parts[0]),
-                                           parentRevision: parts.count > 1 ? parts[1] : "main", author: author)
+        var parent = try RepositoryName(parts[0]), parentRevision = parts.count > 1 ? parts[1] : "main"
+        if let compressed = output.compressed {
+            // The compressed variant first, as the fine-tuned one's lineage parent.
+            let compressedName = try RepositoryName(output.recipe.compressedName)
+            let revision = try registerVariant(directory: compressed, as: compressedName, parent: parent, parentRevision: parentRevision,
+                                               author: author)
+            (parent, parentRevision) = (compressedName, revision.id)
+        }
+        let revision = try registerVariant(directory: output.variant, as: name, parent: parent, parentRevision: parentRevision, author: author)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(output.metrics), as: UTF8.self)

@@ -88,29 +88,15 @@ struct Finetune: ParsableCommand {
         if resume, !hasCheckpoint { throw ValidationFailure("nothing to resume: \(checkpointDirectory.path) does not exist") }
 
         let files = try ModelLocator.locate(model, data: data)
-        let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
-        var parameters = try TrainableParameters(config: files.config, weights: files.weights)
-        let corpus = try FineTuneCorpus(bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"))
-        let stream = try corpus.tokens(tuner.tokensNeeded, tokenizer: tokenizer)
-        Output.progress("… corpus: \(FineTuneCorpus.name), first \(stream.count) tokens; \(settings.steps) steps of \(settings.tokensPerStep) tokens"
-                        + (settings.lora.map { ", LoRA rank \($0.rank) on \($0.targets.joined(separator: ","))" } ?? ", every weight"))
-
-        var distillation: LanguageModelPass.Distillation?
-        var distillationRecord: FineTuneRecord.DistillationSettings?
+        var teacher: FineTuneJob.Teacher?
         if let distillFrom {
             let teacherFiles = try ModelLocator.locate(distillFrom, data: data)
-            let teacher = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: teacherFiles.config),
-                                                               safetensors: SafetensorsFile(path: teacherFiles.weights.path)))
-            distillation = try .init(teacher: teacher, weight: distillWeight, temperature: temperature)
-            distillationRecord = .init(teacherCheckpointSHA256: try SHA256Digest.ofFile(at: teacherFiles.weights), weight: distillWeight,
-                                       temperature: temperature)
+            teacher = .init(config: teacherFiles.config, weights: teacherFiles.weights, weight: distillWeight, temperature: temperature)
         }
-        let parentSHA256 = try SHA256Digest.ofFile(at: files.weights)
-        let settingsJSON = try Output.json(settings)
-        let checkpoints = try FineTuneCheckpoints(directory: checkpointDirectory, every: checkpointEvery, identity: [
-            "parent_checkpoint_sha256": parentSHA256.hex, "corpus_sha256": corpus.sha256.hex, "settings": settingsJSON,
-            "distillation": try distillationRecord.map { try Output.json($0) } ?? "none",
-        ])
+        let job = FineTuneJob(settings: settings, model: .init(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
+                                                               tokenizerConfig: files.tokenizerConfig),
+                              teacher: teacher, bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"),
+                              checkpointDirectory: checkpointDirectory, checkpointEvery: checkpointEvery)
 
         signal(SIGINT) { _ in
             interruptRequested = 1
@@ -118,10 +104,10 @@ struct Finetune: ParsableCommand {
         }
         let start = Date()
         var firstTokens: Int?
-        let outcome: FineTuner.Outcome
+        let record: FineTuneRecord
         do {
-            outcome = try tuner.run(&parameters, stream: stream, distillation: distillation, checkpoints: checkpoints,
-                                    shouldStop: { interruptRequested != 0 }) { step in
+            record = try job.run(output: destination, shouldStop: { interruptRequested != 0 },
+                                 describe: { Output.progress("… \($0)") }) { step in
                 let before = firstTokens ?? (step.tokens - settings.tokensPerStep)
                 firstTokens = before
                 let rate = Double(step.tokens - before) / max(Date().timeIntervalSince(start), 1e-9)
@@ -134,17 +120,8 @@ struct Finetune: ParsableCommand {
                             + " Continue with the same command and --resume.")
             throw ExitCode(130)
         }
-        let curve = outcome.curve
-        let record = FineTuneRecord(parentCheckpointSHA256: parentSHA256, settings: settings,
-                                    corpus: .init(source: FineTuneCorpus.name, sha256: corpus.sha256, tokenRange: [0, curve.last?.tokens ?? 0]),
-                                    wallSeconds: outcome.wallSeconds, curve: curve, distillation: distillationRecord)
-        var companions: [String: URL] = ["tokenizer.json": files.tokenizer]
-        if let config = files.tokenizerConfig { companions["tokenizer_config.json"] = config }
-        try ModelDirectory.write(config: parameters.config, tensors: parameters.tensors,
-                                 companions: companions, records: ["finetune.json": Data(try Output.json(record).utf8)], to: destination)
-        try checkpoints.discard()
         print(String(format: "wrote %@: %d tokens in %d steps, loss %.3f → %.3f, %.0f s (%.0f tokens/s)", output, record.tokens, record.steps,
-                     curve.first?.loss ?? 0, curve.last?.loss ?? 0, record.wallSeconds, Double(record.tokens) / record.wallSeconds))
+                     record.curve.first?.loss ?? 0, record.curve.last?.loss ?? 0, record.wallSeconds, Double(record.tokens) / record.wallSeconds))
     }
 }
 

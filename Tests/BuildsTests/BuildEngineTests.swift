@@ -34,9 +34,19 @@ struct BuildEngineTests {
         }
         let sweep = try Self.decode(#"{"schema_version": 1, "base": "a/b", "name": "t/v", "sweep": {"methods": ["width-prune", "depth-prune", "width-prune"], "ratios": [0.2, 0.3]}, "evaluation": {"suite": "smoke", "latency": true}}"#)
         #expect(sweep.expanded().map(\.name) == ["t/v-width-prune-20", "t/v-width-prune-30", "t/v-depth-prune-20", "t/v-depth-prune-30"])
+        let budgets = try Self.decode(#"{"schema_version": 1, "base": "a/b", "name": "t/v", "sweep": {"methods": ["width-prune"], "ratios": [0.3], "budgets": [0, 50000]}, "evaluation": {"suite": "smoke", "latency": true}}"#)
+        #expect(budgets.expanded().map(\.name) == ["t/v-width-prune-30", "t/v-width-prune-30-ft50k"])
+        #expect(budgets.expanded().map(\.compressedName) == ["t/v-width-prune-30", "t/v-width-prune-30"])
+        #expect(budgets.expanded().last?.finetune == .init(tokens: 50000))
+        let tuned = good.replacingOccurrences(of: #", "evaluation""#, with: #", "finetune": {"tokens": 100, "distill": false}, "evaluation""#)
+        #expect { try Self.decode(tuned) } throws: { error in
+            guard case BuildError.invalidField(let named, _) = error else { return false }
+            return named == "finetune.tokens"
+        }
+        #expect(try Self.decode(tuned.replacingOccurrences(of: "100", with: "4096")).compressedName == "t/v-compressed")
         // The schema agrees: it accepts what the engine writes and names the same methods.
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))
-        for recipe in [try Self.decode(good), sweep] + sweep.expanded() {
+        for recipe in [try Self.decode(good), sweep, budgets] + sweep.expanded() + budgets.expanded() {
             #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(recipe))) == [])
         }
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))) as! [String: Any]

@@ -29,6 +29,20 @@ struct BuildCommandTests {
         let audit = try HubctlBinary.run(["lineage", "team/w10", "--audit", "--data-dir", dataDir])
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
 
+        // The same compression fine-tuned on two steps with distillation: the compress stage
+        // comes from the cache; the compressed variant is the fine-tuned one's lineage parent.
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-ft", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+            .write(to: recipe)
+        let tuned = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        #expect(tuned.stderr.contains("stages: 2 run, 1 reused"))
+        let chain = try registry.lineage(of: RepositoryName("team/w10-ft"))
+        #expect(chain.map(\.repository) == ["team/w10-ft", "team/w10-ft-compressed", "smollm2/base"])
+        #expect(chain[0].record?["loss"]?.stringValue == "distillation" && chain[1].record?["method"]?.stringValue == "weight-prune")
+        #expect(try registry.card(RepositoryName("team/w10-ft")).metrics.count == 1)
+        let tunedAudit = try HubctlBinary.run(["lineage", "team/w10-ft", "--audit", "--data-dir", dataDir])
+        #expect(tunedAudit.status == 0 && tunedAudit.stdout.contains("distillation teacher"), "\(tunedAudit.stdout)\(tunedAudit.stderr)")
+
         // A bad recipe: refused naming the field, nothing registered.
         try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/bad", "compression": {"method": "weight-prune", "ratio": 0}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
             .write(to: recipe)
