@@ -7,7 +7,7 @@ import Training
 import Transformer
 
 /// A model's files, wherever they live (a directory, or a registry's blobs read in place).
-public struct ModelFiles: Sendable {
+public struct ModelFiles: Sendable, Codable, Equatable {
     public let config: URL
     public let weights: URL
     public let tokenizer: URL
@@ -26,6 +26,24 @@ public struct ModelFiles: Sendable {
         self.init(config: directory.appendingPathComponent("config.json"), weights: directory.appendingPathComponent("model.safetensors"),
                   tokenizer: directory.appendingPathComponent("tokenizer.json"),
                   tokenizerConfig: FileManager.default.fileExists(atPath: tokenizerConfig.path) ? tokenizerConfig : nil)
+    }
+}
+
+/// One stage with its inputs by path: what `hubctl stage run <stage.json>` reads, and all a
+/// worker on another machine needs (with the same asset cache and a shared stage cache).
+public struct StageJob: Sendable, Codable, Equatable {
+    public let spec: StageSpec
+    public let input: ModelFiles
+    /// The distillation teacher of a finetune stage.
+    public let teacher: ModelFiles?
+    /// What an evaluation's record calls the model.
+    public let label: String
+
+    public init(spec: StageSpec, input: ModelFiles, teacher: ModelFiles? = nil, label: String) {
+        self.spec = spec
+        self.input = input
+        self.teacher = teacher
+        self.label = label
     }
 }
 
@@ -80,37 +98,63 @@ public final class BuildRunner: @unchecked Sendable {
         return (try cache.publish(work, record: record), record)
     }
 
-    /// Compresses `base` and evaluates the variant, each stage cached.
-    public func build(_ recipe: BuildRecipe, base: ModelFiles) throws -> BuildOutput {
+    /// Runs one stage job through the cache: its output directory and record. The job is all
+    /// it needs, which is what makes a stage runnable in another process
+    /// (`hubctl stage run <stage.json>`) or as a cluster job.
+    public func run(_ job: StageJob) throws -> (URL, StageRecord) {
+        let spec = job.spec, settings = spec.settings
+        func number(_ key: String) -> Double? { if case .number(let value)? = settings[key] { value } else { nil } }
+        func flag(_ key: String) -> Bool { if case .bool(let value)? = settings[key] { value } else { false } }
+        switch spec.kind {
+        case .compress:
+            guard let method = settings["method"]?.stringValue, let ratio = number("ratio") else {
+                throw BuildError.invalidField("settings", "a compress stage needs method and ratio")
+            }
+            let compression = BuildRecipe.Compression(method: method, ratio: ratio, calibrationTokens: number("calibration_tokens").map { Int($0) })
+            return try stage(spec) { work in try Self.compress(job.input, compression, into: work, assets: assetCache, progress: progress) }
+        case .finetune:
+            guard let tokens = number("tokens") else { throw BuildError.invalidField("settings", "a finetune stage needs tokens") }
+            let finetune = BuildRecipe.FineTune(tokens: Int(tokens), loraRank: number("lora_rank").map { Int($0) }, distill: flag("distill"))
+            if finetune.distill, job.teacher == nil { throw BuildError.missingInput("the teacher of a distilling finetune stage") }
+            let checkpoints = cache.checkpointDirectory(for: spec.key)
+            return try stage(spec) { work in
+                try Self.fineTune(job.input, finetune, teacher: job.teacher, into: work, checkpoints: checkpoints, assets: assetCache,
+                                  progress: progress)
+            }
+        case .evaluate:
+            let evaluation = BuildRecipe.Evaluation(suite: settings["suite"]?.stringValue ?? "smoke", latency: flag("latency"))
+            return try stage(spec) { work in
+                try Self.evaluate(job.input, evaluation, label: job.label, into: work, assets: assetCache, progress: progress)
+            }
+        }
+    }
+
+    /// Compresses `base`, fine-tunes when the recipe says so, and evaluates the result, each
+    /// stage a job run by `execute` (this process by default).
+    public func build(_ recipe: BuildRecipe, base: ModelFiles, execute: ((StageJob) throws -> (URL, StageRecord))? = nil) throws -> BuildOutput {
+        let execute = execute ?? { try self.run($0) }
         guard let compression = recipe.compression else { throw BuildError.invalidField("compression", "is required (expand sweeps first)") }
         let baseSHA = try SHA256Digest.ofFile(at: base.weights)
         var settings: [String: JSONValue] = ["method": .string(compression.method), "ratio": .number(compression.ratio)]
         if let tokens = compression.calibrationTokens { settings["calibration_tokens"] = .number(Double(tokens)) }
-        let compress = StageSpec(kind: .compress, inputSHA256: baseSHA, settings: .object(settings))
-        let (variant, compressed) = try stage(compress) { work in try Self.compress(base, compression, into: work, assets: assetCache, progress: progress) }
-
+        let (variant, compressed) = try execute(StageJob(spec: StageSpec(kind: .compress, inputSHA256: baseSHA, settings: .object(settings)),
+                                                         input: base, label: recipe.name))
         var stages = [compressed], final = variant
         if let finetune = recipe.finetune {
             let compressedSHA = try SHA256Digest.ofFile(at: variant.appendingPathComponent("model.safetensors"))
             var settings: [String: JSONValue] = ["tokens": .number(Double(finetune.tokens)), "distill": .bool(finetune.distill)]
             if let rank = finetune.loraRank { settings["lora_rank"] = .number(Double(rank)) }
             if finetune.distill { settings["teacher_sha256"] = .string(baseSHA.hex) }
-            let spec = StageSpec(kind: .finetune, inputSHA256: compressedSHA, settings: .object(settings))
-            let checkpoints = cache.checkpointDirectory(for: spec.key)
-            let (tuned, record) = try stage(spec) { work in
-                try Self.fineTune(ModelFiles(directory: variant), finetune, teacher: finetune.distill ? base : nil, into: work,
-                                  checkpoints: checkpoints, assets: assetCache, progress: progress)
-            }
+            let (tuned, record) = try execute(StageJob(spec: StageSpec(kind: .finetune, inputSHA256: compressedSHA, settings: .object(settings)),
+                                                       input: ModelFiles(directory: variant), teacher: finetune.distill ? base : nil,
+                                                       label: recipe.name))
             stages.append(record)
             final = tuned
         }
         let variantFiles = ModelFiles(directory: final)
-        let variantSHA = try SHA256Digest.ofFile(at: variantFiles.weights)
-        let evaluate = StageSpec(kind: .evaluate, inputSHA256: variantSHA,
+        let evaluate = StageSpec(kind: .evaluate, inputSHA256: try SHA256Digest.ofFile(at: variantFiles.weights),
                                  settings: .object(["suite": .string(recipe.evaluation.suite), "latency": .bool(recipe.evaluation.latency)]))
-        let (evaluation, evaluated) = try stage(evaluate) { work in
-            try Self.evaluate(variantFiles, recipe.evaluation, label: recipe.name, into: work, assets: assetCache, progress: progress)
-        }
+        let (evaluation, evaluated) = try execute(StageJob(spec: evaluate, input: variantFiles, label: recipe.name))
         let metrics = try JSONDecoder().decode(MetricsRecord.self, from: Data(contentsOf: evaluation.appendingPathComponent("metrics.json")))
         return BuildOutput(recipe: recipe, compressed: recipe.finetune == nil ? nil : variant, variant: final, metrics: metrics,
                            stages: stages + [evaluated])

@@ -43,6 +43,16 @@ struct BuildCommandTests {
         let tunedAudit = try HubctlBinary.run(["lineage", "team/w10-ft", "--audit", "--data-dir", dataDir])
         #expect(tunedAudit.status == 0 && tunedAudit.stdout.contains("distillation teacher"), "\(tunedAudit.stdout)\(tunedAudit.stderr)")
 
+        // Stages as child processes (hubctl stage run): the same outputs land in the same
+        // cache, so an in-process run afterwards reuses both.
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w15", "compression": {"method": "weight-prune", "ratio": 0.15}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+            .write(to: recipe)
+        let children = try HubctlBinary.run(["build", "run", recipe.path, "--stage-processes", "--data-dir", dataDir])
+        #expect(children.status == 0 && children.stderr.contains("compress") && children.stderr.contains("ran in"), "\(children.stderr)")
+        #expect(try registry.card(RepositoryName("team/w15")).metrics.count == 1)
+        let reused = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(reused.status == 0 && reused.stderr.contains("stages: 0 run, 2 reused"))
+
         // A bad recipe: refused naming the field, nothing registered.
         try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/bad", "compression": {"method": "weight-prune", "ratio": 0}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
             .write(to: recipe)
