@@ -6,29 +6,6 @@ import HubCore
 import Training
 import Transformer
 
-/// A model's files, wherever they live (a directory, or a registry's blobs read in place).
-public struct ModelFiles: Sendable, Codable, Equatable {
-    public let config: URL
-    public let weights: URL
-    public let tokenizer: URL
-    public let tokenizerConfig: URL?
-
-    public init(config: URL, weights: URL, tokenizer: URL, tokenizerConfig: URL?) {
-        self.config = config
-        self.weights = weights
-        self.tokenizer = tokenizer
-        self.tokenizerConfig = tokenizerConfig
-    }
-
-    /// The files of a Hugging Face style directory.
-    public init(directory: URL) {
-        let tokenizerConfig = directory.appendingPathComponent("tokenizer_config.json")
-        self.init(config: directory.appendingPathComponent("config.json"), weights: directory.appendingPathComponent("model.safetensors"),
-                  tokenizer: directory.appendingPathComponent("tokenizer.json"),
-                  tokenizerConfig: FileManager.default.fileExists(atPath: tokenizerConfig.path) ? tokenizerConfig : nil)
-    }
-}
-
 /// One stage with its inputs by path: what `hubctl stage run <stage.json>` reads, and all a
 /// worker on another machine needs (with the same asset cache and a shared stage cache).
 public struct StageJob: Sendable, Codable, Equatable {
@@ -190,8 +167,7 @@ public final class BuildRunner: @unchecked Sendable {
                          assets: URL, progress: @escaping @Sendable (String) -> Void) throws {
         var tuning = FineTuneSettings(tokens: settings.tokens)
         if let rank = settings.loraRank { tuning.lora = try LoRASettings(rank: rank) }
-        let job = FineTuneJob(settings: tuning, model: .init(config: model.config, weights: model.weights, tokenizer: model.tokenizer,
-                                                             tokenizerConfig: model.tokenizerConfig),
+        let job = FineTuneJob(settings: tuning, model: model,
                               teacher: teacher.map { .init(config: $0.config, weights: $0.weights) },
                               bigbench: assets.appendingPathComponent("bigbench"), checkpointDirectory: checkpoints)
         let output = work.appendingPathComponent("model")

@@ -7,20 +7,6 @@ import Transformer
 /// model directory with its `finetune.json` out, checkpointed so that a killed run resumes
 /// bit-identically. `hubctl finetune` and the build engine's fine-tune stage both run this.
 public struct FineTuneJob: Sendable {
-    public struct ModelFiles: Sendable {
-        public let config: URL
-        public let weights: URL
-        public let tokenizer: URL
-        public let tokenizerConfig: URL?
-
-        public init(config: URL, weights: URL, tokenizer: URL, tokenizerConfig: URL?) {
-            self.config = config
-            self.weights = weights
-            self.tokenizer = tokenizer
-            self.tokenizerConfig = tokenizerConfig
-        }
-    }
-
     public struct Teacher: Sendable {
         public let config: URL
         public let weights: URL

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Builds
+import Checkpoint
 import Compressor
 import Foundation
 import HubCore

@@ -93,8 +93,8 @@ struct Finetune: ParsableCommand {
             let teacherFiles = try ModelLocator.locate(distillFrom, data: data)
             teacher = .init(config: teacherFiles.config, weights: teacherFiles.weights, weight: distillWeight, temperature: temperature)
         }
-        let job = FineTuneJob(settings: settings, model: .init(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
-                                                               tokenizerConfig: files.tokenizerConfig),
+        let job = FineTuneJob(settings: settings, model: ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
+                                                                    tokenizerConfig: files.tokenizerConfig),
                               teacher: teacher, bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"),
                               checkpointDirectory: checkpointDirectory, checkpointEvery: checkpointEvery)
 

@@ -1,4 +1,5 @@
 import Builds
+import Checkpoint
 import Compressor
 import Evaluator
 import Foundation
