@@ -101,6 +101,14 @@ struct HubFamilyFixture {
 
 @Suite("Pull by budget and lineage audits", .serialized)
 struct PullAndLineageTests {
+    /// hubctl with a data directory of its own: otherwise it would send the admin token of
+    /// whatever daemon ran in $HUB_HOME (set-up's quickstart leaves one) to the test daemon.
+    static func hubctl(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> HubctlBinary.Outcome {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("hubctl-home-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: home) }
+        return try HubctlBinary.run(arguments, environment: ["HUB_HOME": home.path].merging(environment) { _, given in given }, stdin: stdin)
+    }
+
     static func selector(speed: MachineSpeed = MachineSpeed(sgemmGFLOPS: 200, memoryGBPS: 20)) -> VariantSelector {
         VariantSelector(cpuModel: HubFamilyFixture.localCPU, blasThreads: 2) { speed }
     }
@@ -181,7 +189,7 @@ struct PullAndLineageTests {
             try Data(repeating: 7, count: weights.size).write(to: partial)
             let arguments = ["pull", "team/base", "--max-latency", "15ms", "--cache-dir", cache.path, "--endpoint", endpoint,
                              "--data-dir", fixture.directory.path("client").path]
-            let refused = try HubctlBinary.run(arguments)
+            let refused = try Self.hubctl(arguments)
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("model.safetensors") && refused.stderr.contains("hash"))
             #expect(!FileManager.default.fileExists(atPath: partial.path))
@@ -190,7 +198,7 @@ struct PullAndLineageTests {
             // Half of the right bytes: the download resumes after them.
             let blobURL = try fixture.registry.blobs.fileURL(for: weights.sha256)
             try Data(try Data(contentsOf: blobURL).prefix(weights.size / 2)).write(to: partial)
-            let pulled = try HubctlBinary.run(arguments)
+            let pulled = try Self.hubctl(arguments)
             #expect(pulled.status == 0, "\(pulled.stderr)")
             let snapshot = pulled.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(snapshot == cache.appendingPathComponent("models--team--tuned/snapshots/\(fixture.tuned.id)").path)
@@ -216,13 +224,13 @@ struct PullAndLineageTests {
             #expect(output.hasPrefix("True \(snapshot) llama 8 "))
 
             // Nothing fits: exit 3, the nearest and a suggestion; nothing downloaded.
-            let none = try HubctlBinary.run(["pull", "team/base", "--max-loss", "2.5", "--cache-dir", fixture.directory.path("none").path,
+            let none = try Self.hubctl(["pull", "team/base", "--max-loss", "2.5", "--cache-dir", fixture.directory.path("none").path,
                                              "--endpoint", endpoint, "--json"])
             #expect(none.status == 3)
             let json = try JSONSerialization.jsonObject(with: Data(none.stdout.utf8)) as? [String: Any]
             #expect((json?["selection"] as? [String: Any])?["chosen"] == nil)
             #expect(!FileManager.default.fileExists(atPath: fixture.directory.path("none").path))
-            let usage = try HubctlBinary.run(["pull", "team/base", "--endpoint", endpoint])
+            let usage = try Self.hubctl(["pull", "team/base", "--endpoint", endpoint])
             #expect(usage.status == 64 && usage.stderr.contains("give at least one constraint"))
         }
     }
@@ -231,17 +239,17 @@ struct PullAndLineageTests {
     func lineageAudit() async throws {
         let fixture = try HubFamilyFixture()
         let dataDir = fixture.registry.dataDirectory.path
-        let shown = try HubctlBinary.run(["lineage", "team/tuned", "--data-dir", dataDir])
+        let shown = try Self.hubctl(["lineage", "team/tuned", "--data-dir", dataDir])
         #expect(shown.status == 0)
         #expect(shown.stdout.contains("full fine-tune, distillation, 4096 tokens"))
         #expect(shown.stdout.contains("width-prune r = "))
-        let audited = try HubctlBinary.run(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
+        let audited = try Self.hubctl(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
         #expect(audited.status == 0, "\(audited.stderr)")
         #expect(audited.stdout.contains("audit passed"))
         #expect(audited.stdout.contains("the fine-tuning corpus this hubctl pins"))
         #expect(audited.stdout.contains("distillation teacher"))
         try await withServer(fixture.registry) { port in
-            let remote = try HubctlBinary.run(["lineage", "team/tuned@\(fixture.tuned.id)", "--audit", "--json", "--endpoint", "http://127.0.0.1:\(port)"])
+            let remote = try Self.hubctl(["lineage", "team/tuned@\(fixture.tuned.id)", "--audit", "--json", "--endpoint", "http://127.0.0.1:\(port)"])
             #expect(remote.status == 0, "\(remote.stderr)")
             let report = try JSONSerialization.jsonObject(with: Data(remote.stdout.utf8)) as? [String: Any]
             #expect((report?["chain"] as? [Any])?.count == 3)
@@ -255,7 +263,7 @@ struct PullAndLineageTests {
         var bytes = try Data(contentsOf: blob)
         bytes[bytes.count - 1] ^= 0xFF
         try bytes.write(to: blob)
-        let failed = try HubctlBinary.run(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
+        let failed = try Self.hubctl(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
         #expect(failed.status == 4)
         #expect(failed.stderr.contains("first mismatch at team/width@\(fixture.width.id), bytes of model.safetensors"))
     }
@@ -283,7 +291,7 @@ struct PullAndLineageTests {
             // its loss (4.0) keeps it out whatever that speed.
             let arguments = ["pull", "--any-base", "--max-latency", "7ms", "--max-loss", "3.95", "--dry-run", "--json",
                              "--endpoint", "http://127.0.0.1:\(port)"]
-            let answer = try HubctlBinary.run(arguments)
+            let answer = try Self.hubctl(arguments)
             #expect(answer.status == 0, "\(answer.stderr)")
             let selection = (try JSONSerialization.jsonObject(with: Data(answer.stdout.utf8)) as? [String: Any])?["selection"] as? [String: Any]
             let chosen = selection?["chosen"] as? [String: Any]
@@ -291,7 +299,7 @@ struct PullAndLineageTests {
             #expect(chosen?["base"] as? String == "other/base@\(otherBase.id)")
             #expect((selection?["candidates"] as? [Any])?.count == 6)
             // Pinned to the first base, the same budget fits nothing there.
-            let pinned = try HubctlBinary.run(["pull", "team/base", "--max-latency", "7ms", "--max-loss", "3.95", "--dry-run",
+            let pinned = try Self.hubctl(["pull", "team/base", "--max-latency", "7ms", "--max-loss", "3.95", "--dry-run",
                                                "--endpoint", "http://127.0.0.1:\(port)"])
             #expect(pinned.status == 3 && pinned.stderr.contains("nothing fits this budget"))
         }
@@ -308,12 +316,12 @@ struct PullAndLineageTests {
         let baseWeights = try fixture.registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256.hex
         try database.query("UPDATE lineage_edges SET recipe_json = ? WHERE child_revision_id = ?",
                            [.text(edge.recipeJSON.replacingOccurrences(of: baseWeights, with: zeros)), .text(fixture.depth.id)])
-        let mismatched = try HubctlBinary.run(["lineage", "team/depth", "--audit", "--data-dir", dataDir])
+        let mismatched = try Self.hubctl(["lineage", "team/depth", "--audit", "--data-dir", dataDir])
         #expect(mismatched.status == 4)
         #expect(mismatched.stderr.contains("first mismatch at team/depth@\(fixture.depth.id), input weights: the record names \(zeros)"))
         // team/width's edge gone (as when a child is mirrored without its parent): a compressed root.
         try database.query("DELETE FROM lineage_edges WHERE child_revision_id = ?", [.text(fixture.width.id)])
-        let orphan = try HubctlBinary.run(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
+        let orphan = try Self.hubctl(["lineage", "team/tuned", "--audit", "--data-dir", dataDir])
         #expect(orphan.status == 4)
         #expect(orphan.stderr.contains("first mismatch at team/width@\(fixture.width.id), lineage: a compressed variant with no edge"))
     }
@@ -325,31 +333,31 @@ struct PullAndLineageTests {
         try await withServer(fixture.registry) { port in
             let endpoint = "http://127.0.0.1:\(port)"
             let admin = try #require(AdminTokenFile.read(in: fixture.registry.dataDirectory))
-            let anonymous = try HubctlBinary.run(["whoami", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint])
+            let anonymous = try Self.hubctl(["whoami", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint])
             #expect(anonymous.status != 0 && anonymous.stderr.contains("run hubctl login"))
-            let refused = try HubctlBinary.run(["login", "--endpoint", endpoint, "--token", "hub_wrong", "--data-dir", client])
+            let refused = try Self.hubctl(["login", "--endpoint", endpoint, "--token", "hub_wrong", "--data-dir", client])
             #expect(refused.status == 1 && refused.stderr.contains("HTTP 401"))
             let credentials = fixture.directory.path("client/credentials.json")
             #expect(!FileManager.default.fileExists(atPath: credentials.path))
-            let login = try HubctlBinary.run(["login", "--endpoint", endpoint, "--data-dir", client], stdin: admin + "\n")
+            let login = try Self.hubctl(["login", "--endpoint", endpoint, "--data-dir", client], stdin: admin + "\n")
             #expect(login.status == 0, "\(login.stderr)")
             let mode = try FileManager.default.attributesOfItem(atPath: credentials.path)[.posixPermissions] as? Int
             #expect(mode == 0o600)
-            let whoami = try HubctlBinary.run(["whoami", "--json", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint])
+            let whoami = try Self.hubctl(["whoami", "--json", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint])
             #expect(whoami.status == 0, "\(whoami.stderr)")
             let identity = try JSONSerialization.jsonObject(with: Data(whoami.stdout.utf8)) as? [String: String]
             #expect(identity?["endpoint"] == endpoint && identity?["scope"] == "admin")
             // $HUB_ENDPOINT wins over $HF_ENDPOINT: no daemon there, so it fails, saying where to look.
-            let wrong = try HubctlBinary.run(["whoami", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint, "HUB_ENDPOINT": "http://127.0.0.1:9",
+            let wrong = try Self.hubctl(["whoami", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint, "HUB_ENDPOINT": "http://127.0.0.1:9",
                                                                                           "HUB_TOKEN": admin])
             #expect(wrong.status == 1 && wrong.stderr.contains("127.0.0.1:9"))
-            let logout = try HubctlBinary.run(["login", "--logout", "--endpoint", endpoint, "--data-dir", client])
+            let logout = try Self.hubctl(["login", "--logout", "--endpoint", endpoint, "--data-dir", client])
             #expect(logout.status == 0 && logout.stdout.contains("forgot"))
-            #expect(try HubctlBinary.run(["whoami", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint]).status != 0)
+            #expect(try Self.hubctl(["whoami", "--data-dir", client], environment: ["HF_ENDPOINT": endpoint]).status != 0)
         }
-        let completion = try HubctlBinary.run(["completions", "bash"])
+        let completion = try Self.hubctl(["completions", "bash"])
         #expect(completion.status == 0 && completion.stdout.contains("_hubctl") && completion.stdout.contains("lineage"))
-        #expect(try HubctlBinary.run(["completions", "tcsh"]).status == 64)
+        #expect(try Self.hubctl(["completions", "tcsh"]).status == 64)
     }
 
     @Test("lineage records are checked when registered: a fine-tune record naming other weights is refused")
