@@ -144,9 +144,9 @@ public final class BuildRunner: @unchecked Sendable {
         var calibration: CalibrationData?
         if method.needsCalibration {
             let tokenizer = try BPETokenizer(huggingFaceJSON: base.tokenizer, tokenizerConfig: base.tokenizerConfig)
-            let articles = try XSumCorpus.articles(in: assets.appendingPathComponent("bigbench/gem/xsum/task.json"), range: 0 ..< 64)
+            let (text, source) = try XSumCorpus.calibrationText(bigbench: assets.appendingPathComponent("bigbench"))
             let tokens = settings.calibrationTokens ?? (method is SliceGPTSlicing ? SliceGPTSlicing.defaultCalibrationTokens : 8192)
-            calibration = try CalibrationData(text: articles.joined(separator: "\n\n"), source: "bigbench gem/xsum articles 0..<64",
+            calibration = try CalibrationData(text: text, source: source,
                                               tokenizer: tokenizer, maxTokens: tokens, minimumTokens: min(1024, tokens))
         }
         var companions: [String: URL] = ["tokenizer.json": base.tokenizer]
@@ -155,6 +155,12 @@ public final class BuildRunner: @unchecked Sendable {
         let output = work.appendingPathComponent("model")
         _ = try Compressor(method: method).compress(config: base.config, weights: base.weights, companions: companions, ratio: settings.ratio,
                                                     calibration: calibration, output: output, progress: progress)
+        try hoist(output, into: work)
+    }
+
+    /// Moves what a writer put in `output` (a directory it insists on creating whole) up into
+    /// the stage's work directory.
+    static func hoist(_ output: URL, into work: URL) throws {
         for name in try FileManager.default.contentsOfDirectory(atPath: output.path) {
             try FileManager.default.moveItem(at: output.appendingPathComponent(name), to: work.appendingPathComponent(name))
         }
@@ -174,10 +180,7 @@ public final class BuildRunner: @unchecked Sendable {
         _ = try job.run(output: output, describe: progress) { step in
             if step.step % 10 == 0 { progress(String(format: "fine-tuning step %d, %d tokens, loss %.3f", step.step, step.tokens, step.loss)) }
         }
-        for name in try FileManager.default.contentsOfDirectory(atPath: output.path) {
-            try FileManager.default.moveItem(at: output.appendingPathComponent(name), to: work.appendingPathComponent(name))
-        }
-        try FileManager.default.removeItem(at: output)
+        try hoist(output, into: work)
     }
 
     /// The evaluate stage: `hubctl eval` as a function of files; writes metrics.json.

@@ -56,6 +56,16 @@ public struct HeldOutLoss: Sendable {
 public enum XSumCorpus {
     public static let testRange = 900 ..< 1001
     public static let trainingRange = 0 ..< 900
+    /// The calibration text compression reads unless given another.
+    public static let calibrationRange = 0 ..< 64
+
+    /// The default calibration text (the calibration articles, blank-line separated) and how
+    /// recipes name its source; `bigbench` is the task directory ($HUB_CACHE/bigbench).
+    public static func calibrationText(bigbench: URL) throws -> (text: String, source: String) {
+        let articles = try articles(in: bigbench.appendingPathComponent("gem/xsum/task.json"), range: calibrationRange)
+        return (articles.joined(separator: "\n\n"),
+                "bigbench gem/xsum articles \(calibrationRange.lowerBound)..<\(calibrationRange.upperBound)")
+    }
 
     public static func articles(in file: URL, range: Range<Int>) throws -> [String] {
         guard FileManager.default.fileExists(atPath: file.path) else { throw EvaluatorError.missingFile(file.path) }

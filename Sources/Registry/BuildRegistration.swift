@@ -20,9 +20,7 @@ extension HubRegistry {
             (parent, parentRevision) = (compressedName, revision.id)
         }
         let revision = try registerVariant(directory: output.variant, as: name, parent: parent, parentRevision: parentRevision, author: author)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = String(decoding: try encoder.encode(output.metrics), as: UTF8.self)
+        let json = try Self.storedJSON(output.metrics)
         if try !store.metrics(of: revision.id).contains(where: { $0.recordJSON == json }) {
             _ = try recordMetrics(output.metrics, for: name, revision: revision.id)
         }

@@ -37,12 +37,16 @@ extension HubRegistry {
         guard let resolved = try store.resolve(repository, revision: revision) else {
             throw RegistryError.revisionNotFound(repository: repository, revision: revision)
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         try store.recordMetrics(StoredMetrics(revisionID: resolved.id, suite: record.suite, cpuModel: record.hardware.cpuModel,
-                                              blasThreads: record.hardware.blasThreads,
-                                              recordJSON: String(decoding: try encoder.encode(record), as: UTF8.self),
+                                              blasThreads: record.hardware.blasThreads, recordJSON: try Self.storedJSON(record),
                                               createdAt: record.createdAt))
         return resolved.id
+    }
+
+    /// A metrics record as the store keeps it: compact JSON, keys sorted.
+    static func storedJSON(_ record: MetricsRecord) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(record), as: UTF8.self)
     }
 }

@@ -20,8 +20,7 @@ struct Build: ParsableCommand {
     }
 
     static func cache(_ data: DataDirectoryOption) throws -> DirectoryStageCache {
-        let home = data.dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory
-        return try DirectoryStageCache(root: home.appendingPathComponent("builds/stages"))
+        try DirectoryStageCache(root: data.url.appendingPathComponent("builds/stages"))
     }
 
     struct Run: ParsableCommand {

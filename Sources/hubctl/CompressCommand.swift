@@ -86,7 +86,6 @@ struct Compress: ParsableCommand {
             }
             return (text, URL(fileURLWithPath: calibration).lastPathComponent)
         }
-        let articles = try XSumCorpus.articles(in: ModelLocator.assetCache.appendingPathComponent("bigbench/gem/xsum/task.json"), range: 0 ..< 64)
-        return (articles.joined(separator: "\n\n"), "bigbench gem/xsum articles 0..<64")
+        return try XSumCorpus.calibrationText(bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"))
     }
 }

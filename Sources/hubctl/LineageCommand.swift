@@ -42,8 +42,8 @@ struct Lineage: ParsableCommand {
         let auditor: LineageAudit
         var known: [SHA256Digest: String] = [:]
         if let corpus = try? SHA256Digest(hex: FineTuneCorpus.pinnedSHA256) { known[corpus] = "the fine-tuning corpus this hubctl pins" }
-        if let articles = try? XSumCorpus.articles(in: ModelLocator.assetCache.appendingPathComponent("bigbench/gem/xsum/task.json"), range: 0 ..< 64) {
-            known[SHA256Digest.of(Data(articles.joined(separator: "\n\n").utf8))] = "the default calibration text (xsum articles 0..<64)"
+        if let calibration = try? XSumCorpus.calibrationText(bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench")) {
+            known[SHA256Digest.of(Data(calibration.text.utf8))] = "the default calibration text (xsum articles 0..<64)"
         }
         if remote.endpoint != nil {
             let client = remote.client()

@@ -8,8 +8,11 @@ struct DataDirectoryOption: ParsableArguments {
     @Option(name: .long, help: "The registry's data directory (default: $HUB_HOME, else ~/.compression-hub).")
     var dataDir: String?
 
+    /// --data-dir, else $HUB_HOME, else ~/.compression-hub.
+    var url: URL { dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory }
+
     func open() throws -> HubRegistry {
-        try HubRegistry(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory)
+        try HubRegistry(dataDirectory: url)
     }
 }
 

@@ -23,7 +23,7 @@ struct EndpointOptions: ParsableArguments {
         endpoint ?? Self.environment("HUB_ENDPOINT", "HF_ENDPOINT") ?? "http://127.0.0.1:8080"
     }
 
-    var dataDirectory: URL { data.dataDir.map { URL(fileURLWithPath: $0) } ?? HubRegistry.defaultDataDirectory }
+    var dataDirectory: URL { data.url }
 
     func client() -> HubClient {
         let endpoint = resolvedEndpoint

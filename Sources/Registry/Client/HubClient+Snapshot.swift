@@ -10,6 +10,29 @@ extension HubClient {
         public let sha256: SHA256Digest?
         /// The git blob id of a small file stored in git, on hubs that have them.
         public let gitID: String?
+
+        /// Checks a downloaded copy's size and hash (sha256, else the git blob id); a copy that
+        /// fails is deleted so that the next attempt fetches it afresh.
+        public func verify(_ part: URL) throws -> SHA256Digest {
+            let size = HubClient.fileSize(part)
+            guard size == self.size else {
+                try? FileManager.default.removeItem(at: part)
+                throw HubClientError.sizeMismatch(path: path, expected: self.size, found: size)
+            }
+            let digest = try SHA256Digest.ofFile(at: part)
+            if let expected = sha256, expected != digest {
+                try? FileManager.default.removeItem(at: part)
+                throw HubClientError.digestMismatch(path: path, expected: expected.hex, found: digest.hex)
+            }
+            if sha256 == nil, let gitID {
+                let found = try GitBlobID.ofFile(at: part)
+                guard found == gitID else {
+                    try? FileManager.default.removeItem(at: part)
+                    throw HubClientError.digestMismatch(path: path, expected: gitID, found: found)
+                }
+            }
+            return digest
+        }
     }
 
     /// The files of a revision, from the recursive tree listing (all its pages). Paths that
@@ -105,16 +128,7 @@ public struct HuggingFaceCache: Sendable {
                         progress?(state.done, total)
                     }
                     state.downloaded(HubClient.fileSize(part) - before)
-                    let size = HubClient.fileSize(part)
-                    guard size == file.size else {
-                        try? FileManager.default.removeItem(at: part)
-                        throw HubClientError.sizeMismatch(path: file.path, expected: file.size, found: size)
-                    }
-                    let found = try SHA256Digest.ofFile(at: part)
-                    guard found == digest else {
-                        try? FileManager.default.removeItem(at: part)
-                        throw HubClientError.digestMismatch(path: file.path, expected: digest.hex, found: found.hex)
-                    }
+                    _ = try file.verify(part)
                     try? FileManager.default.removeItem(at: blob)
                     try FileManager.default.moveItem(at: part, to: blob)
                 } catch {

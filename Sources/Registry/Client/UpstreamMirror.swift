@@ -54,7 +54,7 @@ public struct UpstreamMirror {
                 progress?(file.path, $0, $1)
             }
             downloaded += HubClient.fileSize(part) - before
-            let digest = try verify(part, against: file)
+            let digest = try file.verify(part)
             try registry.blobs.adopt(fileAt: part, as: digest)
             try registry.store.registerBlob(digest, size: file.size)
             files.append(RevisionFile(path: file.path, sha256: digest, size: file.size))
@@ -86,28 +86,5 @@ public struct UpstreamMirror {
               let parent = (card["lineage"] as? [String: Any])?["parent_revision"] as? String else { return nil }
         if try registry.store.variant(of: parent) != nil { return parent }
         return try registry.store.variants(withSource: ["revision": parent], in: nil).last?.id
-    }
-
-    /// Checks a downloaded file's size and hash; a file that fails is deleted so that the
-    /// next run fetches it afresh.
-    func verify(_ part: URL, against file: HubClient.RemoteFile) throws -> SHA256Digest {
-        let size = HubClient.fileSize(part)
-        guard size == file.size else {
-            try? FileManager.default.removeItem(at: part)
-            throw HubClientError.sizeMismatch(path: file.path, expected: file.size, found: size)
-        }
-        let digest = try SHA256Digest.ofFile(at: part)
-        if let expected = file.sha256, expected != digest {
-            try? FileManager.default.removeItem(at: part)
-            throw HubClientError.digestMismatch(path: file.path, expected: expected.hex, found: digest.hex)
-        }
-        if file.sha256 == nil, let gitID = file.gitID {
-            let found = try GitBlobID.ofFile(at: part)
-            guard found == gitID else {
-                try? FileManager.default.removeItem(at: part)
-                throw HubClientError.digestMismatch(path: file.path, expected: gitID, found: found)
-            }
-        }
-        return digest
     }
 }
