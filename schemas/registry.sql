@@ -7,6 +7,20 @@ CREATE TABLE blobs (
     created_at  TEXT NOT NULL
 );
 
+CREATE TABLE builds (
+    id                TEXT PRIMARY KEY,
+    recipe_json       TEXT NOT NULL,
+    author            TEXT NOT NULL,
+    state             TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    attempts          INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    error             TEXT,
+    result_json       TEXT,
+    created_at        TEXT NOT NULL,
+    started_at        TEXT,
+    finished_at       TEXT
+);
+
 CREATE TABLE lineage_edges (
     child_revision_id   TEXT PRIMARY KEY REFERENCES variants(revision_id),
     parent_revision_id  TEXT NOT NULL REFERENCES variants(revision_id),
@@ -93,6 +107,8 @@ CREATE TABLE variants (
     config_json           TEXT NOT NULL,
     source_json           TEXT
 );
+
+CREATE INDEX builds_by_state ON builds(state, created_at);
 
 CREATE INDEX metrics_by_revision ON metrics(revision_id, suite, created_at);
 

@@ -1,3 +1,4 @@
+import Compressor
 import Foundation
 import HubCore
 
@@ -90,6 +91,9 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         return name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : name + "-compressed"
     }
 
+    /// The compression methods a recipe may name.
+    public static var knownMethods: [String] { CompressionMethods.all.map(\.name) }
+
     /// Decodes and validates a recipe, naming the field that is wrong.
     public static func decode(_ data: Data, knownMethods: [String]) throws -> BuildRecipe {
         let recipe: BuildRecipe
@@ -171,12 +175,14 @@ public enum BuildError: Error, Equatable, CustomStringConvertible {
     case invalidField(String, String)
     case missingInput(String)
     case stageFailed(stage: String, reason: String)
+    case cancelled(at: String)
 
     public var description: String {
         switch self {
         case .invalidField(let field, let reason): "build recipe: \(field) \(reason)"
         case .missingInput(let what): "build input missing: \(what)"
         case .stageFailed(let stage, let reason): "stage \(stage) failed: \(reason)"
+        case .cancelled(let stage): "cancelled before \(stage) finished"
         }
     }
 }

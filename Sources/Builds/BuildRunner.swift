@@ -40,14 +40,16 @@ public final class BuildRunner: @unchecked Sendable {
     public let cache: any StageCache
     /// `$HUB_CACHE`: the calibration articles and BIG-bench tasks.
     public let assetCache: URL
-    public let progress: @Sendable (String) -> Void
+    public let events: @Sendable (StageEvent) -> Void
+    /// `events` as plain lines, for the parts that only say what they are doing.
+    var progress: @Sendable (String) -> Void { { [events] in events(StageEvent(message: $0)) } }
     private let lock = NSLock()
     private var counts = (hits: 0, misses: 0)
 
-    public init(cache: any StageCache, assetCache: URL, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(cache: any StageCache, assetCache: URL, progress: @escaping @Sendable (StageEvent) -> Void = { _ in }) {
         self.cache = cache
         self.assetCache = assetCache
-        self.progress = progress
+        self.events = progress
     }
 
     public var hits: Int { lock.withLock { counts.hits } }
@@ -58,9 +60,8 @@ public final class BuildRunner: @unchecked Sendable {
         let key = spec.key
         if let cached = try cache.lookup(key) {
             lock.withLock { counts.hits += 1 }
-            progress("\(spec.label): cached")
-            let record = try JSONDecoder().decode(StageRecord.self, from: Data(contentsOf: cached.appendingPathComponent("stage.json")))
-            return (cached, record)
+            events(StageEvent(message: "\(spec.label): cached", fraction: 1))
+            return (cached, try StageRecord.read(from: cached))
         }
         lock.withLock { counts.misses += 1 }
         progress("\(spec.label): running")
@@ -96,7 +97,7 @@ public final class BuildRunner: @unchecked Sendable {
             let checkpoints = cache.checkpointDirectory(for: spec.key)
             return try stage(spec) { work in
                 try Self.fineTune(job.input, finetune, teacher: job.teacher, into: work, checkpoints: checkpoints, assets: assetCache,
-                                  progress: progress)
+                                  events: events)
             }
         case .evaluate:
             let evaluation = BuildRecipe.Evaluation(suite: settings["suite"]?.stringValue ?? "smoke", latency: flag("latency"))
@@ -170,15 +171,19 @@ public final class BuildRunner: @unchecked Sendable {
     /// The fine-tune stage: `hubctl finetune` as a function of files, checkpointing into a
     /// directory that outlives the attempt.
     static func fineTune(_ model: ModelFiles, _ settings: BuildRecipe.FineTune, teacher: ModelFiles?, into work: URL, checkpoints: URL,
-                         assets: URL, progress: @escaping @Sendable (String) -> Void) throws {
+                         assets: URL, events: @escaping @Sendable (StageEvent) -> Void) throws {
         var tuning = FineTuneSettings(tokens: settings.tokens)
         if let rank = settings.loraRank { tuning.lora = try LoRASettings(rank: rank) }
         let job = FineTuneJob(settings: tuning, model: model,
                               teacher: teacher.map { .init(config: $0.config, weights: $0.weights) },
                               bigbench: assets.appendingPathComponent("bigbench"), checkpointDirectory: checkpoints)
         let output = work.appendingPathComponent("model")
-        _ = try job.run(output: output, describe: progress) { step in
-            if step.step % 10 == 0 { progress(String(format: "fine-tuning step %d, %d tokens, loss %.3f", step.step, step.tokens, step.loss)) }
+        let steps = tuning.steps
+        _ = try job.run(output: output, describe: { events(StageEvent(message: $0)) }) { step in
+            // Every step moves the fraction; every tenth also says its loss in the log.
+            events(StageEvent(message: step.step % 10 == 0 || step.step == steps
+                                  ? String(format: "fine-tuning step %d/%d, %d tokens, loss %.3f", step.step, steps, step.tokens, step.loss) : "",
+                              fraction: Double(step.step) / Double(steps)))
         }
         try hoist(output, into: work)
     }

@@ -75,10 +75,34 @@ public struct DirectoryStageCache: StageCache {
         return FileManager.default.fileExists(atPath: directory.appendingPathComponent("stage.json").path) ? directory : nil
     }
 
+    /// `<key>-<pid>-<random>`: the pid says whose it is, so that what a dead process left can
+    /// be told from what a live one is writing.
     public func workDirectory(for key: SHA256Digest) throws -> URL {
-        let work = root.appendingPathComponent(".work/\(key.hex)-\(UUID().uuidString.prefix(8))")
+        let work = root.appendingPathComponent(".work/\(key.hex)-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         return work
+    }
+
+    /// Removes the work directories of processes that are gone (killed mid-stage); returns
+    /// how many. Checkpoints stay: they are what the next attempt resumes from.
+    @discardableResult
+    public func removeAbandonedWork() -> Int {
+        let work = root.appendingPathComponent(".work")
+        var removed = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: work.path)) ?? [] {
+            let parts = name.split(separator: "-")
+            guard parts.count == 3, parts[0].count == 64, let pid = pid_t(parts[1]), !Self.isAlive(pid) else { continue }
+            if (try? FileManager.default.removeItem(at: work.appendingPathComponent(name))) != nil { removed += 1 }
+        }
+        return removed
+    }
+
+    /// Whether a process runs (a zombie, dead but not yet reaped, does not count).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     public func checkpointDirectory(for key: SHA256Digest) -> URL {

@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import HubCore
 
@@ -59,5 +60,22 @@ public final class HubRegistry: @unchecked Sendable {
         }
         return try ModelCard(revision: resolved, variant: variant, files: store.files(of: resolved.id),
                              lineage: store.lineage(of: resolved.id), metrics: store.metrics(of: resolved.id))
+    }
+}
+
+extension HubRegistry {
+    /// The files of a registered model, `namespace/name[@revision]`, read in place from the
+    /// blob store; the revision it resolved to comes with them.
+    public func modelFiles(_ reference: String) throws -> (files: ModelFiles, revision: String) {
+        let parts = reference.split(separator: "@", maxSplits: 1).map(String.init)
+        let name = try RepositoryName(parts.first ?? "")
+        let card = try card(name, revision: parts.count > 1 ? parts[1] : "main")
+        func blob(_ path: String) throws -> URL? {
+            try card.files.first { $0.path == path }.map { try blobs.fileURL(for: $0.sha256) }
+        }
+        guard let config = try blob("config.json"), let weights = try blob("model.safetensors"), let tokenizer = try blob("tokenizer.json") else {
+            throw RegistryError.invalidVariant(path: "\(name)@\(card.revision)", reason: "lacks config.json, model.safetensors or tokenizer.json")
+        }
+        return (ModelFiles(config: config, weights: weights, tokenizer: tokenizer, tokenizerConfig: try blob("tokenizer_config.json")), card.revision)
     }
 }

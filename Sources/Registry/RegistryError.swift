@@ -15,6 +15,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
     case invalidRef(String, reason: String)
     case refExists(repository: RepositoryName, ref: String, kind: String, revision: String)
     case staleParent(repository: RepositoryName, branch: String, expected: String, found: String?)
+    case buildNotFound(String)
+    case queueFull(limit: Int)
+    case buildState(id: String, state: String, action: String)
 
     public var description: String {
         switch self {
@@ -38,6 +41,10 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
             "\(repository) already has a \(kind) '\(ref)' (at \(revision)); tags never move"
         case .staleParent(let repository, let branch, let expected, let found):
             "\(repository)@\(branch) is at \(found ?? "nothing"), not at the expected parent \(expected); pull and retry"
+        case .buildNotFound(let id): "no build '\(id)' (hubctl build list shows the queue)"
+        case .queueFull(let limit):
+            "the build queue is full (\(limit) builds waiting or running); wait for one to finish or cancel one (hubctl build cancel)"
+        case .buildState(let id, let state, let action): "build \(id) is \(state); only \(action)"
         }
     }
 }

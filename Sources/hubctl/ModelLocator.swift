@@ -33,18 +33,10 @@ struct ModelLocator {
                          tokenizerConfig: FileManager.default.fileExists(atPath: tokenizerConfig.path) ? tokenizerConfig : nil,
                          label: directory.lastPathComponent)
         }
-        let parts = reference.split(separator: "@", maxSplits: 1).map(String.init)
-        let name = try RepositoryName(parts[0])
-        let registry = try data.open()
-        let card = try registry.card(name, revision: parts.count > 1 ? parts[1] : "main")
-        func blob(_ path: String) throws -> URL? {
-            try card.files.first { $0.path == path }.map { try registry.blobs.fileURL(for: $0.sha256) }
-        }
-        guard let config = try blob("config.json"), let weights = try blob("model.safetensors"), let tokenizer = try blob("tokenizer.json") else {
-            throw ValidationFailure("\(name)@\(card.revision) lacks config.json, model.safetensors or tokenizer.json")
-        }
-        return Files(config: config, weights: weights, tokenizer: tokenizer, tokenizerConfig: try blob("tokenizer_config.json"),
-                     label: "\(name)@\(card.revision.prefix(10))")
+        let (files, revision) = try data.open().modelFiles(reference)
+        let name = reference.split(separator: "@", maxSplits: 1)[0]
+        return Files(config: files.config, weights: files.weights, tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig,
+                     label: "\(name)@\(revision.prefix(10))")
     }
 
     static func load(_ files: Files) throws -> (LlamaModel, BPETokenizer) {

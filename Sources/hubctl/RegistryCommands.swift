@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import Builds
 import HubCore
 import Registry
+import Transformer
 
 /// The data directory option every registry command takes.
 struct DataDirectoryOption: ParsableArguments {
@@ -302,19 +304,54 @@ struct Serve: AsyncParsableCommand {
 
         Uploads interrupted by a crash resume where they stopped; partial files that were never \
         committed are cleared on start.
+
+        Builds (hubctl build submit) are queued in the registry's database and run by \
+        --build-workers threads, each stage in a child hubctl (hubctl stage run) so that a \
+        crashing stage cannot take the daemon down. A build the daemon was running when it \
+        died is queued again on the next start and resumes from its last finished stage.
         """
     )
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one and prints it).") var port = 8080
+    @Option(help: "Builds run at once (0: accept no builds).") var buildWorkers = 1
+    @Option(help: ArgumentHelp("BLAS threads of each build stage (default: one core fewer than the machine has, at least 1).",
+                               discussion: """
+        OpenBLAS threads spin while they wait for each other; a stage using every core \
+        beside a busy daemon slows by far more than its share and delays the daemon's readers. \
+        benchmarks/build_threads.sh measures the trade on this machine.
+        """))
+    var buildThreads: Int?
+    @Option(help: "Builds waiting or running before submissions are refused.") var queueLimit = 32
+    @Flag(help: "Run build stages inside the daemon instead of as child processes (cancel then waits for the stage to end).")
+    var inProcessStages = false
     @OptionGroup var data: DataDirectoryOption
+
+    static var defaultBuildThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount - 1) }
 
     func run() async throws {
         let registry = try data.open()
         if let tokenFile = try HubServer.prepare(registry) {
             Output.progress("first start: created an admin token in \(tokenFile.path) (readable by you alone)")
         }
+        var builds: BuildWorkers?
+        if buildWorkers > 0 {
+            let cache = try Build.cache(data)
+            let threads = buildThreads ?? Self.defaultBuildThreads
+            let scheduler: any StageScheduler = inProcessStages
+                ? InProcessStages(cache: cache, assetCache: ModelLocator.assetCache)
+                : ChildProcessStages(executable: ChildProcessStages.currentExecutable, cache: cache, dataDirectory: registry.dataDirectory,
+                                     threads: threads)
+            if inProcessStages { BLASThreads.count = threads }
+            var settings = BuildWorkers.Settings()
+            settings.workers = buildWorkers
+            settings.queueLimit = queueLimit
+            let workers = BuildWorkers(registry: registry, scheduler: scheduler, cache: cache, settings: settings)
+            let requeued = try workers.start()
+            if !requeued.isEmpty { Output.progress("re-queued \(requeued.count) interrupted build(s): \(requeued.joined(separator: ", "))") }
+            builds = workers
+        }
         let host = host
-        let application = try HubServer.application(registry: registry, host: host, port: port) { port in
+        let application = try HubServer.application(registry: registry, host: host, port: port, builds: builds) { port in
             Output.progress("serving \(registry.dataDirectory.path) on http://\(host):\(port)")
         }
         try await application.runService()

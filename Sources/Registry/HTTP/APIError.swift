@@ -1,3 +1,4 @@
+import Builds
 import Checkpoint
 import Foundation
 import HTTPTypes
@@ -48,6 +49,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         case let error as BlobUploads.Failure: return from(error)
         case let error as RepositoryNameError: return APIError(.badRequest, code: "InvalidRepoName", error.description)
         case let error as DigestError: return APIError(.badRequest, code: "InvalidDigest", error.description)
+        case let error as BuildError: return APIError(.badRequest, code: "InvalidRecipe", error.description)
         case let error as DecodingError: return APIError(.badRequest, code: "InvalidBody", "the JSON body does not match: \(describe(error))")
         case let error as LlamaConfigError: return APIError(.unprocessableContent, code: "InvalidModel", error.description)
         case let error as SafetensorsError: return APIError(.unprocessableContent, code: "InvalidModel", error.description)
@@ -71,6 +73,9 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         case .notAModel, .lineageMismatch, .invalidVariant: APIError(.unprocessableContent, code: "InvalidLineage", text)
         case .refExists, .staleParent: APIError(.conflict, code: "Conflict", text)
         case .newerSchema, .dataDirectory: APIError(.internalServerError, code: "InternalError", text)
+        case .buildNotFound: APIError(.notFound, code: "BuildNotFound", text)
+        case .queueFull: APIError(.tooManyRequests, code: "QueueFull", text)
+        case .buildState: APIError(.conflict, code: "Conflict", text)
         }
     }
 

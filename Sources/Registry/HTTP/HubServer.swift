@@ -39,13 +39,14 @@ public enum HubServer {
     }
 
     public static func application(registry: HubRegistry, host: String = "127.0.0.1", port: Int = 8080, limits: Limits = Limits(),
-                                   onStart: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+                                   builds: BuildWorkers? = nil, onStart: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: APIErrorMiddleware())
         let auth = Authenticator(store: registry.store)
         ReadRoutes(service: ModelReadService(registry: registry), auth: auth, limits: limits).add(to: router)
         WriteRoutes(registry: registry, uploads: try BlobUploads(registry: registry, maximumChunk: limits.uploadChunk),
                     auth: auth, limits: limits).add(to: router)
+        BuildRoutes(registry: registry, workers: builds, auth: auth, limits: limits).add(to: router)
         let decoder = HTTP1Channel.Configuration.DecoderConfiguration(
             maxHeaderFieldSize: limits.headers, maxHeaderListSize: limits.headers, maxHeaderFieldCount: 100)
         return Application(router: router, server: .http1(configuration: .init(httpDecoderConfiguration: decoder)),

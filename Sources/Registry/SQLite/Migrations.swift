@@ -98,6 +98,24 @@ public enum RegistryMigrations {
             CREATE INDEX uploads_by_digest ON uploads(sha256);
             CREATE INDEX repositories_by_full_name ON repositories(namespace || '/' || name);
             """),
+        // The build queue: one row per submitted recipe (a sweep is one row), its state, who
+        // asked, what it registered, and the error text of a failure.
+        Migration(name: "004_builds", sql: """
+            CREATE TABLE builds (
+                id                TEXT PRIMARY KEY,
+                recipe_json       TEXT NOT NULL,
+                author            TEXT NOT NULL,
+                state             TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+                cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+                attempts          INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                error             TEXT,
+                result_json       TEXT,
+                created_at        TEXT NOT NULL,
+                started_at        TEXT,
+                finished_at       TEXT
+            );
+            CREATE INDEX builds_by_state ON builds(state, created_at);
+            """),
     ]
 
     /// Applies the migrations `database` has not seen; returns the names applied.
