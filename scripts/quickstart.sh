@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The hub end to end on the embedded defaults (SQLite + a blob directory in $HUB_HOME): start
-# the daemon, import the base, build two compressed variants (compress, push with lineage,
-# evaluate and record the metrics), pull the one that fits a latency budget into a
+# the daemon, import the base, have the daemon's build engine build two compressed variants
+# (compress, evaluate, register with lineage and metrics), pull the one that fits a latency budget into a
 # huggingface_hub-style cache, audit its lineage and run it. scripts/setup.sh runs this as its
 # main job; it is safe to run again (every step is idempotent or skipped when done).
 # Usage: bash scripts/quickstart.sh [PATH_TO_HUBCTL]
@@ -45,16 +45,20 @@ record() {  # record REPO: the smoke suite with latency, stored beside the revis
 log "3. the base's metrics (smoke suite: loss, 4 tasks, latency)"
 record "$base"
 
-log "4. two compressed variants, pushed to the daemon with their lineage and evaluated"
+log "4. two compressed variants, built by the daemon: compress, evaluate, register with lineage"
 for spec in "width-prune 0.2" "depth-prune-influence 0.3"; do
     read -r method ratio <<< "$spec"
     name="quickstart/SmolLM2-$method-${ratio#0.}"
-    if [ ! -f "$work/$method/recipe.json" ]; then
-        rm -rf "$work/$method"
-        "$hubctl" compress "$base" --method "$method" --ratio "$ratio" -o "$work/$method" > "$work/$method.compress.txt"
-    fi
-    "$hubctl" push "$work/$method" "$name" --parent "$base" -m "quickstart: $method r = $ratio" | sed 's/^/   /' >&2
-    record "$name"
+    printf '{"schema_version": 1, "base": "%s", "name": "%s", "compression": {"method": "%s", "ratio": %s}, "evaluation": {"suite": "smoke", "latency": true}}\n' \
+        "$base" "$name" "$method" "$ratio" > "$work/$method.recipe.json"
+    # Queued on the daemon, run by its worker in child stage processes, followed through its
+    # event stream; a second run finds every stage in the stage cache and registers nothing new.
+    "$hubctl" build submit "$work/$method.recipe.json" --watch 2> "$work/$method.build.log" | sed 's/^/   /' >&2
+    "$hubctl" card "$name" --json > "$work/$method.card.json"
+    python3 -c 'import json, sys
+c = json.load(open(sys.argv[1])); m = [r for r in c["metrics"] if r["suite"] == "smoke"][-1]
+print("   %s at %s: loss %.3f (smoke suite), %.1fM parameters" % (c["repository"], c["revision"][:10], m["cross_entropy"],
+      c["parameters"] / 1e6))' "$work/$method.card.json" >&2
 done
 
 log "5. pull the variant that decodes at least 10% faster than the base, then audit and run it"

@@ -90,15 +90,21 @@ public struct ChildProcessStages: StageScheduler {
     public let cache: DirectoryStageCache
     /// Passed to the child as `--data-dir`: where its stage cache lives.
     public let dataDirectory: URL
-    /// The child's BLAS threads.
+    /// The BLAS threads of compress and finetune stages (nil: the child's default, every core).
     public let threads: Int?
+    /// The BLAS threads of evaluate stages. Every core by default: the latency an evaluation
+    /// records is compared with others measured at the same thread count (pull's machine
+    /// profile), which should be how the variant will be run, not how the build was throttled.
+    public let evaluationThreads: Int?
     public let environment: [String: String]
 
-    public init(executable: URL, cache: DirectoryStageCache, dataDirectory: URL, threads: Int?, environment: [String: String] = [:]) {
+    public init(executable: URL, cache: DirectoryStageCache, dataDirectory: URL, threads: Int?, evaluationThreads: Int? = nil,
+                environment: [String: String] = [:]) {
         self.executable = executable
         self.cache = cache
         self.dataDirectory = dataDirectory
         self.threads = threads
+        self.evaluationThreads = evaluationThreads
         self.environment = environment
     }
 
@@ -119,7 +125,7 @@ public struct ChildProcessStages: StageScheduler {
         let process = Process()
         process.executableURL = executable
         process.arguments = ["stage", "run", file.path, "--events", "--parent-pid", "\(getpid())", "--data-dir", dataDirectory.path]
-            + (threads.map { ["--threads", "\($0)"] } ?? [])
+            + ((job.spec.kind == .evaluate ? evaluationThreads : threads).map { ["--threads", "\($0)"] } ?? [])
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let errors = Pipe()
         process.standardError = errors

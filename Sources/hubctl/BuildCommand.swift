@@ -246,6 +246,9 @@ extension Build {
                 print("  \(variant.repository) at \(variant.revision.prefix(10))" + (variant.loss.map { String(format: ", loss %.3f", $0) } ?? ""))
             }
             print("  stages: \(build.result.stagesRun) run, \(build.result.stagesReused) reused from the cache")
+            for stage in build.result.stages {
+                print(String(format: "    %@ %@: %.0f s%@", stage.cell, stage.stage, stage.seconds, stage.cached ? " (cached)" : ""))
+            }
         }
     }
 

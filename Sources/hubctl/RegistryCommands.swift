@@ -314,11 +314,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one and prints it).") var port = 8080
     @Option(help: "Builds run at once (0: accept no builds).") var buildWorkers = 1
-    @Option(help: ArgumentHelp("BLAS threads of each build stage (default: one core fewer than the machine has, at least 1).",
+    @Option(help: ArgumentHelp("BLAS threads of compress and fine-tune stages (default: one core fewer than the machine has, at least 1).",
                                discussion: """
         OpenBLAS threads spin while they wait for each other; a stage using every core \
         beside a busy daemon slows by far more than its share and delays the daemon's readers. \
-        benchmarks/build_threads.sh measures the trade on this machine.
+        benchmarks/build_threads.sh measures the trade on this machine. Evaluate stages use \
+        every core, so that the latency they record is measured the way the variant will run \
+        (hubctl pull compares latencies at equal thread counts).
         """))
     var buildThreads: Int?
     @Option(help: "Builds waiting or running before submissions are refused.") var queueLimit = 32

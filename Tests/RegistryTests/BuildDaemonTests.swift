@@ -116,7 +116,7 @@ struct BuildDaemonTests {
               + "again \(repeated.result.stagesRun) run, \(repeated.result.stagesReused) reused")
     }
 
-    @Test("the daemon SIGKILLed mid-build: its stage child exits, the restart re-runs the interrupted stage, one variant, fsck clean")
+    @Test("the daemon SIGKILLed mid-build: its stage child exits, the restart re-runs the interrupted stage, one variant, fsck clean; cancel and retry")
     func killAndRestart() throws {
         let directory = try TemporaryDirectory()
         let dataDir = try Self.registryWithBase(directory)
@@ -153,6 +153,33 @@ struct BuildDaemonTests {
         #expect(work.allSatisfy { $0.hasSuffix(".checkpoint") }, "\(work)")
         let fsck = try HubctlBinary.run(["fsck", "--data-dir", dataDir.path])
         #expect(fsck.status == 0 && fsck.stdout.contains("clean"), "\(fsck.stdout)\(fsck.stderr)")
+
+        // Cancelled while fine-tuning: the stage's child is terminated, nothing is registered;
+        // retried, it reuses the compression and finishes.
+        let tuned = try restarted.submitBuild(Self.recipe(#""name": "team/k15-ft", "compression": {"method": "weight-prune", "ratio": 0.15}, "finetune": {"tokens": 4096, "distill": false}"#))
+        let cancelEvents = EventLog()
+        let ended = try restarted.watchBuild(tuned.id) { event in
+            cancelEvents.add(event)
+            // Once, at the fine-tune's first step.
+            if event.kind == .progress, event.stage == "finetune", event.stageFraction != nil,
+               cancelEvents.all.filter({ $0.kind == .progress && $0.stageFraction != nil }).count == 1 {
+                let cancel = try? HubctlBinary.run(["build", "cancel", tuned.id, "--endpoint", restarted.endpoint, "--data-dir", dataDir.path])
+                #expect(cancel?.status == 0 && cancel?.stdout.contains("cancelling") == true, "\(cancel?.stderr ?? "")")
+            }
+            return true
+        }
+        #expect(ended?.state == .cancelled && ended?.error?.contains("cancelled") == true, "\(String(describing: ended))")
+        #expect(Self.stageProcesses(dataDir) == 0)
+        #expect(try registry.store.repository(RepositoryName("team/k15-ft")) == nil)
+        #expect(try restarted.retryBuild(tuned.id).state == .queued)
+        #expect(try restarted.watchBuild(tuned.id) { _ in true }?.state == .succeeded)
+        let retried = try restarted.build(tuned.id)
+        #expect(retried.attempts == 2 && retried.result.stages.map(\.cached) == [true, false, false], "\(retried.result)")
+        #expect(try Self.revisionCount(registry, "team/k15-ft") == 1)
+        #expect { try restarted.cancelBuild(tuned.id) } throws: { error in
+            guard case HubClientError.server(_, 409, _, let message) = error else { return false }
+            return message.contains("succeeded")
+        }
     }
 
     /// Live `hubctl stage run` processes working for this data directory.

@@ -1,3 +1,4 @@
+import Builds
 import Evaluator
 import Foundation
 import HubCore
@@ -171,7 +172,9 @@ struct PullAndLineageTests {
         #expect(suggestion.ratio >= widthRatio * 4 / 3 - 1e-9 && suggestion.ratio < widthRatio * 4 / 3 + 0.01)
         #expect(suggestion.basis.contains("extrapolated"))
         #expect(suggestion.predicted["latency_ms"]! <= 12 && suggestion.predicted["loss"]! <= 3.85)
-        #expect(suggestion.commands.first?.hasPrefix(String(format: "hubctl compress team/base --method width-prune --ratio %.2f", suggestion.ratio)) == true)
+        #expect(suggestion.recipe.compression == .init(method: "width-prune", ratio: (suggestion.ratio * 100).rounded(.up) / 100))
+        #expect(suggestion.recipe.base.hasPrefix("team/base") && suggestion.commands.last?.hasPrefix("hubctl build submit") == true)
+        #expect(try BuildRecipe.decode(JSONEncoder().encode(suggestion.recipe), knownMethods: BuildRecipe.knownMethods) == suggestion.recipe)
     }
 
     @Test("hubctl pull downloads the chosen variant into a cache huggingface_hub and transformers load offline; a corrupt partial file is refused")

@@ -128,18 +128,21 @@ public final class BuildWorkers: @unchecked Sendable {
                     (event.cell, event.cellIndex, event.cells, event.stage) = (cell.name, index, cells.count, job.spec.kind.rawValue)
                     event.fraction = (Double(index) + Double(stageIndex) / Double(stages)) / Double(cells.count)
                     if let cached = try cache.lookup(job.spec.key) {
+                        let record = try StageRecord.read(from: cached)
                         result.stagesReused += 1
+                        result.stages.append(.init(cell: cell.name, stage: job.spec.kind.rawValue, seconds: record.seconds, cached: true))
                         event.cached = true
                         event.message = "\(job.spec.label): from the stage cache"
                         events.publish(event)
-                        return (cached, try StageRecord.read(from: cached))
+                        return (cached, record)
                     }
                     result.stagesRun += 1
                     event.cached = false
                     event.message = "\(job.spec.label): running"
                     events.publish(event)
                     let started = Date(), done = Double(stageIndex)
-                    return try scheduler.run(job, cancellation: cancellation) { [events] stageEvent in
+                    defer { try? registry.store.updateBuildResult(id: build.id, result) }
+                    let (output, record) = try scheduler.run(job, cancellation: cancellation) { [events] stageEvent in
                         var progress = BuildEvent(build: build.id, kind: .progress)
                         (progress.cell, progress.cellIndex, progress.cells, progress.stage) = (cell.name, index, cells.count, job.spec.kind.rawValue)
                         progress.message = stageEvent.message.isEmpty ? nil : stageEvent.message
@@ -150,6 +153,8 @@ public final class BuildWorkers: @unchecked Sendable {
                         }
                         events.publish(progress)
                     }
+                    result.stages.append(.init(cell: cell.name, stage: job.spec.kind.rawValue, seconds: record.seconds, cached: false))
+                    return (output, record)
                 }
                 try cancellation.check("registering \(cell.name)")
                 let revision = try registry.registerBuild(output, author: build.author)

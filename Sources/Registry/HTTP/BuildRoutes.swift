@@ -27,9 +27,7 @@ struct BuildRoutes: Sendable {
     func add(to router: Router<BasicRequestContext>) {
         router.post("/api/builds") { request, _ in
             let token = try auth.require(.write, request)
-            guard let workers else {
-                throw APIError(.serviceUnavailable, code: "NoBuildWorkers", "this daemon runs no build workers (start it with --build-workers 1)")
-            }
+            let workers = try running()
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: limits.jsonBody) } catch is NIOTooManyBytesError {
                 throw APIError(.contentTooLarge, code: "BodyTooLarge", "a recipe may be at most \(limits.jsonBody) bytes")

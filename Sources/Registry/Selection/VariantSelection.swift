@@ -1,3 +1,4 @@
+import Builds
 import Evaluator
 import Foundation
 import HubCore
@@ -90,6 +91,9 @@ public struct Suggestion: Sendable, Codable, Equatable {
     public let ratio: Double
     public let predicted: [String: Double]
     public let basis: String
+    /// The build that would make it: compress at the ratio, evaluate on the full suite.
+    public let recipe: BuildRecipe
+    /// Shell lines that queue that build on the daemon and follow it.
     public let commands: [String]
 }
 
@@ -325,14 +329,20 @@ public struct VariantSelector: Sendable {
                              points.map { String(format: "%.2f", $0.ratio) }.joined(separator: ", "))
                     : String(format: "extrapolated past the largest measured %@ ratio (%.2f): treat it as a guess", method, largest)
                 let repository = String(base.split(separator: "@").first ?? "")
-                let name = "\(repository)-\(method)-\(Int((fit * 100).rounded()))"
-                let directory = name.split(separator: "/").last.map(String.init) ?? name
+                // Rounded up to a whole percent, so that the variant built is at least as small.
+                let ratio = min((fit * 100).rounded(.up) / 100, 0.99)
+                let name = "\(repository)-\(method)-\(Int((ratio * 100).rounded()))"
+                let recipe = BuildRecipe(base: base, name: name, compression: .init(method: method, ratio: ratio),
+                                         evaluation: .init(suite: "full", latency: true))
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let json = (try? encoder.encode(recipe)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                let file = (name.split(separator: "/").last.map(String.init) ?? name) + ".json"
                 suggestions.append(Suggestion(
-                    base: base, method: method, ratio: fit, predicted: predicted, basis: basis,
+                    base: base, method: method, ratio: fit, predicted: predicted, basis: basis, recipe: recipe,
                     commands: [
-                        String(format: "hubctl compress %@ --method %@ --ratio %.2f -o %@", repository, method, fit, directory),
-                        "hubctl register \(directory) \(name) --parent \(repository)",
-                        "hubctl eval \(name) --suite full --record",
+                        "echo '\(json)' > \(file)",
+                        "hubctl build submit \(file) --watch",
                     ]))
             }
         }

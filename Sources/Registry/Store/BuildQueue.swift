@@ -26,13 +26,37 @@ public struct BuiltVariant: Codable, Sendable, Equatable {
 /// What a build has made so far: the variants it registered and how many stages it ran or
 /// found in the stage cache (a sweep shares its compressions across budgets).
 public struct BuildResult: Codable, Sendable, Equatable {
+    /// One stage of one cell: how long it took when it ran (a cached one took that long once).
+    public struct StageTime: Codable, Sendable, Equatable {
+        public let cell: String
+        public let stage: String
+        public let seconds: Double
+        public let cached: Bool
+
+        public init(cell: String, stage: String, seconds: Double, cached: Bool) {
+            self.cell = cell
+            self.stage = stage
+            self.seconds = seconds
+            self.cached = cached
+        }
+    }
+
     public var variants: [BuiltVariant] = []
     public var stagesRun = 0
     public var stagesReused = 0
+    public var stages: [StageTime] = []
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case variants, stagesRun = "stages_run", stagesReused = "stages_reused" }
+    enum CodingKeys: String, CodingKey { case variants, stagesRun = "stages_run", stagesReused = "stages_reused", stages }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        variants = try c.decode([BuiltVariant].self, forKey: .variants)
+        stagesRun = try c.decode(Int.self, forKey: .stagesRun)
+        stagesReused = try c.decode(Int.self, forKey: .stagesReused)
+        stages = try c.decodeIfPresent([StageTime].self, forKey: .stages) ?? []
+    }
 }
 
 /// One submitted build as the queue keeps it (`schemas/build.schema.json` on the wire).
