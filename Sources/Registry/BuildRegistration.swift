@@ -19,11 +19,40 @@ extension HubRegistry {
                                                author: author)
             (parent, parentRevision) = (compressedName, revision.id)
         }
-        let revision = try registerVariant(directory: output.variant, as: name, parent: parent, parentRevision: parentRevision, author: author)
+        let revision = try withProvenance(output) { directory in
+            try registerVariant(directory: directory, as: name, parent: parent, parentRevision: parentRevision, author: author)
+        }
         let json = try Self.storedJSON(output.metrics)
         if try !store.metrics(of: revision.id).contains(where: { $0.recordJSON == json }) {
             _ = try recordMetrics(output.metrics, for: name, revision: revision.id)
         }
         return revision
     }
+
+    /// Runs `body` on a directory holding the built variant's files (hard links, no copies)
+    /// plus `build.json`: the record of every stage that made it (keys, settings, input sha256,
+    /// code version, wall time), so the variant carries its whole build with it. The records
+    /// come from the stage cache, so building the same variant again writes the same file and
+    /// registers nothing new.
+    func withProvenance<T>(_ output: BuildOutput, _ body: (URL) throws -> T) throws -> T {
+        let staging = scratchDirectory()
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        for (path, url) in try DirectoryListing.regularFiles(under: output.variant) {
+            let target = staging.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.linkItem(at: url, to: target)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try encoder.encode(BuildProvenance(base: output.recipe.base, stages: output.stages))
+            .write(to: staging.appendingPathComponent("build.json"))
+        return try body(staging)
+    }
+}
+
+/// `build.json` in a built variant: the base it was built from and every stage's record.
+public struct BuildProvenance: Codable, Sendable, Equatable {
+    public let base: String
+    public let stages: [StageRecord]
 }

@@ -88,6 +88,11 @@ struct BuildDaemonTests {
         #expect(chain.map(\.repository) == ["team/w10", "team/w10-compressed", "smollm2/base"])
         let card = try registry.card(RepositoryName("team/w10"))
         #expect(card.revision == build.result.variants[0].revision && card.metrics.count == 1 && card.metrics[0].crossEntropy != nil)
+        // The variant carries its build: every stage's record, keyed by its inputs.
+        let provenanceFile = try #require(card.files.first { $0.path == "build.json" })
+        let provenance = try JSONDecoder().decode(BuildProvenance.self, from: Data(contentsOf: registry.blobs.fileURL(for: provenanceFile.sha256)))
+        #expect(provenance.base == "smollm2/base" && provenance.stages.map(\.spec.kind) == [.compress, .finetune, .evaluate])
+        #expect(provenance.stages.allSatisfy { $0.key == $0.spec.key && $0.spec.codeVersion.hasPrefix("hubctl ") })
 
         // hubctl build watch on a finished build: its story, exit status 0; build list shows it.
         let watched = try HubctlBinary.run(["build", "watch", submitted.id, "--endpoint", client.endpoint, "--data-dir", dataDir.path])
