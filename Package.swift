@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module graph (dependencies point down): hubctl → Registry, Builds → Compressor, Evaluator, Training →
+// Module graph (dependencies point down): hubctl → Registry → Builds, Laws; Builds → Compressor, Evaluator, Training →
 // Transformer → Checkpoint → HubCore; C shims wrap the system libraries through pkg-config.
 let package = Package(
     name: "CompressionHub",
@@ -44,12 +44,15 @@ let package = Package(
         // The build engine: recipes, stages as files-in/files-out functions, a stage cache by
         // input hashes, and a runner; it knows nothing of HTTP or SQL.
         .target(name: "Builds", dependencies: ["Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore"]),
+        // Compression laws: least squares, the paper's law and the simple forms, leave-one-out
+        // errors and bootstrap intervals; plain math on points, nothing of models or HTTP.
+        .target(name: "Laws", dependencies: []),
         .target(name: "Registry", dependencies: [
-            "Builds", "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
+            "Builds", "Laws", "Compressor", "Evaluator", "Checkpoint", "HubCore", "CSQLite", "CCurl", "CArchive",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .executableTarget(name: "hubctl", dependencies: [
-            "Registry", "Builds", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore",
+            "Registry", "Builds", "Laws", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
@@ -64,7 +67,8 @@ let package = Package(
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Transformer", "Checkpoint", "HubCore", "Evaluator", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),
+        .testTarget(name: "LawsTests", dependencies: ["Laws"]),
         .testTarget(name: "BuildsTests", dependencies: ["Builds", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Laws", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
     ]
 )

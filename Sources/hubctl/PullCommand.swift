@@ -106,7 +106,12 @@ struct Pull: ParsableCommand {
             Output.progress("calibrating this machine's speed to scale latency measured elsewhere…")
             return MachineSpeed.measure()
         }
-        let selection = selector.select(members, budget: budget)
+        var selection = selector.select(members, budget: budget)
+        if selection.chosen == nil, let base {
+            // Nothing built fits: the base's fitted laws may say what would.
+            let name = try RepositoryName(String(base.split(separator: "@")[0]))
+            if let laws = try client.laws(of: name) { selection = selection.adding(selector.suggestions(from: laws, budget: budget)) }
+        }
         if !json { PullReport.print(selection) }
         guard let chosen = selection.chosen else {
             if json { print(try Output.json(PullResult(selection: selection, snapshot: nil))) }

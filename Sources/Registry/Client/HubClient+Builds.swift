@@ -1,4 +1,5 @@
 import Builds
+import HubCore
 import Foundation
 
 /// The build API from the client side: submit a recipe, read the queue, cancel, retry, and
@@ -80,6 +81,15 @@ extension HubClient {
     func decoded<T: Decodable>(_ type: T.Type, _ response: CurlTransfer.Response, path: String) throws -> T {
         do { return try JSONDecoder().decode(T.self, from: response.body) } catch {
             throw HubClientError.unexpectedResponse(url: url(path), reason: "not a \(T.self) (\(error))")
+        }
+    }
+}
+
+extension HubClient {
+    /// The compression laws last fitted for a base, or nil when none were.
+    public func laws(of repository: RepositoryName) throws -> LawSet? {
+        do { return try get(LawSet.self, "/api/models/\(repository)/laws") } catch HubClientError.server(_, 404, "LawsNotFound", _) {
+            return nil
         }
     }
 }

@@ -47,6 +47,7 @@ public enum HubServer {
         WriteRoutes(registry: registry, uploads: try BlobUploads(registry: registry, maximumChunk: limits.uploadChunk),
                     auth: auth, limits: limits).add(to: router)
         BuildRoutes(registry: registry, workers: builds, auth: auth, limits: limits).add(to: router)
+        PageRoutes(service: ModelReadService(registry: registry), registry: registry, auth: auth).add(to: router)
         let decoder = HTTP1Channel.Configuration.DecoderConfiguration(
             maxHeaderFieldSize: limits.headers, maxHeaderListSize: limits.headers, maxHeaderFieldCount: 100)
         return Application(router: router, server: .http1(configuration: .init(httpDecoderConfiguration: decoder)),

@@ -1,4 +1,5 @@
 import Foundation
+import HubCore
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -49,6 +50,15 @@ struct ReadRoutes: Sendable {
         router.get("/api/models/:namespace/:name/lineage/:revision") { request, context in
             try HubServer.json(encoding: service.lineage(repository: HubServer.repository(context), revision: context.parameters.require("revision"),
                                                          reader: auth.token(for: request)))
+        }
+        // The compression laws last fitted for a base (hubctl laws fit), which pull predicts from.
+        router.get("/api/models/:namespace/:name/laws") { request, context in
+            let repository = try HubServer.repository(context)
+            let card = try service.card(repository: repository, revision: "main", reader: auth.token(for: request))
+            guard let laws = try service.registry.laws(base: RepositoryName(repository), revision: card.revision) else {
+                throw APIError(.notFound, code: "LawsNotFound", "no compression laws fitted for \(repository) yet (hubctl laws fit \(repository))")
+            }
+            return try HubServer.json(encoding: laws)
         }
         router.get("/api/models/:namespace/:name/tree/:revision/**") { request, context in try tree(request, context) }
         router.get("/api/models/:namespace/:name/tree/:revision") { request, context in try tree(request, context) }

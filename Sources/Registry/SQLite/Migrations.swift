@@ -116,6 +116,18 @@ public enum RegistryMigrations {
             );
             CREATE INDEX builds_by_state ON builds(state, created_at);
             """),
+        // Compression laws fitted on a base's family: each fit is kept whole (laws, the
+        // points they were fitted on, bootstrap refits), newest last.
+        Migration(name: "005_laws", sql: """
+            CREATE TABLE laws (
+                id                INTEGER PRIMARY KEY,
+                base_revision_id  TEXT NOT NULL REFERENCES revisions(id),
+                suite             TEXT NOT NULL,
+                record_json       TEXT NOT NULL,
+                created_at        TEXT NOT NULL
+            );
+            CREATE INDEX laws_by_base ON laws(base_revision_id, suite, created_at);
+            """),
     ]
 
     /// Applies the migrations `database` has not seen; returns the names applied.

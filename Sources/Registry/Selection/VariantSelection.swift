@@ -97,6 +97,24 @@ public struct Suggestion: Sendable, Codable, Equatable {
     public let commands: [String]
 }
 
+extension Suggestion {
+    /// A suggestion with the recipe and commands that build it: compress at the ratio rounded
+    /// up to a whole percent (so the variant is at least as small), evaluate on the full suite.
+    public init(base: String, method: String, ratio fit: Double, predicted: [String: Double], basis: String) {
+        let repository = String(base.split(separator: "@").first ?? "")
+        let ratio = min((fit * 100).rounded(.up) / 100, 0.99)
+        let name = "\(repository)-\(method)-\(Int((ratio * 100).rounded()))"
+        let recipe = BuildRecipe(base: base, name: name, compression: .init(method: method, ratio: ratio),
+                                 evaluation: .init(suite: "full", latency: true))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = (try? encoder.encode(recipe)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let file = (name.split(separator: "/").last.map(String.init) ?? name) + ".json"
+        self.init(base: base, method: method, ratio: fit, predicted: predicted, basis: basis, recipe: recipe,
+                  commands: ["echo '\(json)' > \(file)", "hubctl build submit \(file) --watch"])
+    }
+}
+
 public struct Selection: Sendable, Codable, Equatable {
     public let budget: Budget
     /// Kept candidates best first by the preference, then the dropped ones nearest first.
@@ -105,6 +123,12 @@ public struct Selection: Sendable, Codable, Equatable {
     public let suggestions: [Suggestion]
     /// This machine's speed, when a latency measured elsewhere had to be scaled by it.
     public let calibration: MachineSpeed?
+
+    /// The same selection with more suggestions (the laws' predictions), smallest ratio first.
+    public func adding(_ more: [Suggestion]) -> Selection {
+        Selection(budget: budget, candidates: candidates, chosen: chosen, suggestions: (suggestions + more).sorted { $0.ratio < $1.ratio },
+                  calibration: calibration)
+    }
 }
 
 /// Chooses the variant that fits a budget from a family's members and their metrics records.
@@ -328,22 +352,7 @@ public struct VariantSelector: Sendable {
                     ? String(format: "interpolated between the measured %@ variants (r = %@)", method,
                              points.map { String(format: "%.2f", $0.ratio) }.joined(separator: ", "))
                     : String(format: "extrapolated past the largest measured %@ ratio (%.2f): treat it as a guess", method, largest)
-                let repository = String(base.split(separator: "@").first ?? "")
-                // Rounded up to a whole percent, so that the variant built is at least as small.
-                let ratio = min((fit * 100).rounded(.up) / 100, 0.99)
-                let name = "\(repository)-\(method)-\(Int((ratio * 100).rounded()))"
-                let recipe = BuildRecipe(base: base, name: name, compression: .init(method: method, ratio: ratio),
-                                         evaluation: .init(suite: "full", latency: true))
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                let json = (try? encoder.encode(recipe)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                let file = (name.split(separator: "/").last.map(String.init) ?? name) + ".json"
-                suggestions.append(Suggestion(
-                    base: base, method: method, ratio: fit, predicted: predicted, basis: basis, recipe: recipe,
-                    commands: [
-                        "echo '\(json)' > \(file)",
-                        "hubctl build submit \(file) --watch",
-                    ]))
+                suggestions.append(Suggestion(base: base, method: method, ratio: fit, predicted: predicted, basis: basis))
             }
         }
         return suggestions.sorted { $0.ratio < $1.ratio }

@@ -2,7 +2,7 @@ import HubCore
 
 /// The registry's system of record for everything but file bytes. SQLite is the embedded
 /// default; the protocol is the seam where a PostgreSQL store would plug in.
-public protocol MetadataStore: AccessStore, UploadRecordStore, BuildQueue {
+public protocol MetadataStore: AccessStore, UploadRecordStore, BuildQueue, LawStore {
     func createRepository(_ name: RepositoryName, isPrivate: Bool) throws -> Repository
     func repository(_ name: RepositoryName) throws -> Repository?
     func repositories() throws -> [Repository]

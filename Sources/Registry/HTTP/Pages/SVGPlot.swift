@@ -1,0 +1,153 @@
+import Foundation
+
+/// A plain SVG scatter plot with fitted curves and interval bands, drawn by the daemon: no
+/// script, no library. Every data point is a `<circle class="point">` carrying its values in
+/// `data-*` attributes, so a test (or a reader of the page source) can check the plot holds
+/// exactly what the API returns.
+struct SVGPlot {
+    struct Point {
+        let x: Double
+        let y: Double
+        let label: String
+        let series: String
+        var attributes: [String: String] = [:]
+    }
+
+    struct Curve {
+        let series: String
+        let points: [(Double, Double)]
+        var dashed = false
+    }
+
+    struct Band {
+        let series: String
+        let lower: [(Double, Double)]
+        let upper: [(Double, Double)]
+    }
+
+    let title: String
+    let xLabel: String
+    let yLabel: String
+    var points: [Point] = []
+    var curves: [Curve] = []
+    var bands: [Band] = []
+    let width = 560.0, height = 340.0
+    let left = 64.0, right = 150.0, top = 30.0, bottom = 48.0
+
+    /// One colour per series, in the order the series first appear.
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+
+    func render() -> String {
+        let xs = points.map(\.x) + curves.flatMap { $0.points.map(\.0) }
+        let ys = points.map(\.y) + curves.flatMap { $0.points.map(\.1) } + bands.flatMap { $0.lower.map(\.1) + $0.upper.map(\.1) }
+        let xRange = Self.niceRange(min: min(xs.min() ?? 0, 0), max: max(xs.max() ?? 1, 0.1))
+        let yRange = Self.niceRange(min: ys.min() ?? 0, max: ys.max() ?? 1)
+        let plotWidth = width - left - right, plotHeight = height - top - bottom
+        func px(_ x: Double) -> Double { left + (x - xRange.0) / (xRange.1 - xRange.0) * plotWidth }
+        func py(_ y: Double) -> Double { top + plotHeight - (y - yRange.0) / (yRange.1 - yRange.0) * plotHeight }
+        let series = (points.map(\.series) + curves.map(\.series)).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        func colour(_ name: String) -> String { Self.palette[(series.firstIndex(of: name) ?? 0) % Self.palette.count] }
+
+        var svg = """
+            <svg xmlns="http://www.w3.org/2000/svg" class="plot" width="\(Int(width))" height="\(Int(height))" \
+            viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="\(HTML.escape(title))">
+            <title>\(HTML.escape(title))</title>
+            <rect x="\(f(left))" y="\(f(top))" width="\(f(plotWidth))" height="\(f(plotHeight))" fill="#fff" stroke="#888"/>
+
+            """
+        for tick in Self.ticks(xRange) {
+            svg += "<line x1=\"\(f(px(tick)))\" y1=\"\(f(top + plotHeight))\" x2=\"\(f(px(tick)))\" y2=\"\(f(top + plotHeight + 5))\" stroke=\"#888\"/>"
+            svg += "<text x=\"\(f(px(tick)))\" y=\"\(f(top + plotHeight + 18))\" font-size=\"11\" text-anchor=\"middle\">\(Self.label(tick))</text>\n"
+        }
+        for tick in Self.ticks(yRange) {
+            svg += "<line x1=\"\(f(left - 5))\" y1=\"\(f(py(tick)))\" x2=\"\(f(left + plotWidth))\" y2=\"\(f(py(tick)))\" stroke=\"#eee\"/>"
+            svg += "<text x=\"\(f(left - 8))\" y=\"\(f(py(tick) + 4))\" font-size=\"11\" text-anchor=\"end\">\(Self.label(tick))</text>\n"
+        }
+        svg += "<text x=\"\(f(left + plotWidth / 2))\" y=\"\(f(height - 10))\" font-size=\"12\" text-anchor=\"middle\">\(HTML.escape(xLabel))</text>\n"
+        svg += "<text x=\"14\" y=\"\(f(top + plotHeight / 2))\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotHeight / 2)))\">\(HTML.escape(yLabel))</text>\n"
+        for band in bands {
+            let outline = band.lower.map { "\(f(px($0.0))),\(f(py($0.1)))" } + band.upper.reversed().map { "\(f(px($0.0))),\(f(py($0.1)))" }
+            svg += "<polygon class=\"band\" data-series=\"\(HTML.escape(band.series))\" points=\"\(outline.joined(separator: " "))\" fill=\"\(colour(band.series))\" fill-opacity=\"0.12\" stroke=\"none\"/>\n"
+        }
+        for curve in curves {
+            let path = curve.points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
+            svg += "<polyline class=\"curve\" data-series=\"\(HTML.escape(curve.series))\" points=\"\(path)\" fill=\"none\" stroke=\"\(colour(curve.series))\" stroke-width=\"1.8\"\(curve.dashed ? " stroke-dasharray=\"5 4\"" : "")/>\n"
+        }
+        for point in points {
+            let extra = point.attributes.sorted { $0.key < $1.key }.map { " data-\($0.key)=\"\(HTML.escape($0.value))\"" }.joined()
+            svg += "<circle class=\"point\" cx=\"\(f(px(point.x)))\" cy=\"\(f(py(point.y)))\" r=\"4\" fill=\"\(colour(point.series))\" "
+                + "data-series=\"\(HTML.escape(point.series))\" data-x=\"\(point.x)\" data-y=\"\(point.y)\"\(extra)>"
+                + "<title>\(HTML.escape(point.label))</title></circle>\n"
+        }
+        for (index, name) in series.enumerated() {
+            let y = top + 14 + Double(index) * 16
+            svg += "<rect x=\"\(f(left + plotWidth + 12))\" y=\"\(f(y - 8))\" width=\"10\" height=\"10\" fill=\"\(colour(name))\"/>"
+            svg += "<text x=\"\(f(left + plotWidth + 26))\" y=\"\(f(y + 1))\" font-size=\"11\">\(HTML.escape(name))</text>\n"
+        }
+        return svg + "</svg>"
+    }
+
+    private func f(_ value: Double) -> String { String(format: "%.1f", value) }
+
+    static func niceRange(min low: Double, max high: Double) -> (Double, Double) {
+        guard low.isFinite, high.isFinite else { return (0, 1) }
+        // A flat series (a constant fitted with rounding noise) gets a span around its value.
+        let scale = Swift.max(abs(low), abs(high), 1)
+        guard high - low > 1e-6 * scale else { return (low - 0.05 * scale, high + 0.05 * scale) }
+        let pad = (high - low) * 0.06
+        return (low - pad, high + pad)
+    }
+
+    static func ticks(_ range: (Double, Double)) -> [Double] {
+        let span = range.1 - range.0
+        let raw = span / 5, magnitude = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        guard step.isFinite, step > 0 else { return [] }
+        let first = ceil(range.0 / step)
+        return (0..<12).map { (first + Double($0)) * step }.filter { $0 <= range.1 + step * 1e-9 }
+    }
+
+    static func label(_ value: Double) -> String {
+        abs(value) >= 100 ? String(format: "%.0f", value) : abs(value) >= 10 ? String(format: "%.1f", value) : String(format: "%.2f", value)
+    }
+}
+
+enum HTML {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// A whole page: a title, a small stylesheet, a header with the site's links, the body.
+    static func page(title: String, body: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(escape(title)) · Compression Hub</title>
+        <style>
+        body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 980px; color: #222; }
+        table { border-collapse: collapse; margin: 0.6em 0 1.2em; } td, th { border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: left; }
+        th { background: #f4f4f4; } code { font-size: 90%; } nav a { margin-right: 1em; } .muted { color: #777; }
+        .state-succeeded { color: #2a7; } .state-failed { color: #c33; } .state-running { color: #27c; }
+        </style></head>
+        <body><nav><a href="/-/">Models</a><a href="/-/builds">Build queue</a></nav>
+        <h1>\(escape(title))</h1>
+        \(body)
+        </body></html>
+        """
+    }
+
+    static func table(_ header: [String], _ rows: [[String]], id: String? = nil) -> String {
+        "<table\(id.map { " id=\"\($0)\"" } ?? "")><tr>" + header.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
+            + rows.map { "<tr>" + $0.map { "<td>\($0)</td>" }.joined() + "</tr>" }.joined(separator: "\n") + "</table>"
+    }
+}

@@ -1,0 +1,125 @@
+import Evaluator
+import Foundation
+import HubCore
+import Laws
+
+/// The laws fitted on one base's family at one moment: what `hubctl laws fit` stores in the
+/// registry (`schemas/laws.schema.json`) and `hubctl laws show` prints.
+public struct LawSet: Codable, Sendable, Equatable {
+    public let base: String
+    public let baseRevision: String
+    /// The evaluation suite whose loss and accuracy were fitted (one suite: they differ).
+    public let suite: String
+    /// The hardware profile of the latency laws: CPU model and BLAS threads.
+    public let cpuModel: String?
+    public let blasThreads: Int?
+    public let createdAt: String
+    public let laws: [FittedLaw]
+    /// Laws that could not be fitted, and why (too few points, one fine-tuning budget only…).
+    public let skipped: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case base, baseRevision = "base_revision", suite, cpuModel = "cpu_model", blasThreads = "blas_threads"
+        case createdAt = "created_at", laws, skipped
+    }
+
+    /// The law for `metric` by `method` in `form`, if fitted.
+    public func law(_ metric: String, method: String, form: LawForm) -> FittedLaw? {
+        laws.first { $0.metric == metric && $0.method == method && $0.form == form }
+    }
+}
+
+/// Turns a base's family into law points and fits every law the points allow.
+public enum FamilyLaws {
+    /// The metrics a law can be fitted for, with the forms tried for each.
+    public static let metrics: [(name: String, forms: [LawForm])] = [
+        ("loss", [.quadratic, .paper]), ("accuracy", [.linear, .paper]),
+        ("decode_ms", [.linear]), ("prefill_ms", [.linear]), ("peak_rss_mb", [.linear]),
+    ]
+
+    /// One value per family member for `metric`: loss and accuracy from the newest record of
+    /// `suite`; latency and memory from the newest record on the given hardware profile.
+    public static func points(_ members: [FamilyMember], metric: String, suite: String, cpuModel: String?, blasThreads: Int?) -> [LawPoint] {
+        guard let base = members.first(where: { $0.kind == .base }) else { return [] }
+        return members.compactMap { member -> LawPoint? in
+            let records = member.metrics.compactMap { json -> MetricsRecord? in
+                guard let data = try? JSONEncoder().encode(json) else { return nil }
+                return try? JSONDecoder().decode(MetricsRecord.self, from: data)
+            }
+            let value: Double?
+            switch metric {
+            case "loss": value = records.last { $0.suite == suite && $0.loss != nil }?.loss?.crossEntropy
+            case "accuracy":
+                value = records.last { $0.suite == suite && !$0.tasks.isEmpty }.map { $0.tasks.map(\.accuracy).reduce(0, +) / Double($0.tasks.count) }
+            default:
+                let here = records.last { $0.hardware.cpuModel == cpuModel && $0.hardware.blasThreads == blasThreads && $0.latency != nil }
+                switch metric {
+                case "decode_ms": value = here?.latency?.decodePerToken.p50Milliseconds
+                case "prefill_ms": value = here?.latency?.prefill.max { $0.tokens < $1.tokens }?.latency.p50Milliseconds
+                case "peak_rss_mb": value = here.map { Double($0.peakRSSBytes) / 1e6 }.flatMap { $0 > 0 ? $0 : nil }
+                default: value = nil
+                }
+            }
+            guard let value else { return nil }
+            let compression = member.edges.last { $0["base_checkpoint_sha256"] != nil }
+            let tokens = member.edges.reduce(0) { sum, edge in
+                if case .number(let count)? = edge["tokens"], edge["parent_checkpoint_sha256"] != nil { return sum + Int(count) }
+                return sum
+            }
+            let method = member.kind == .base ? "" : compression?["method"]?.stringValue ?? "?"
+            return LawPoint(repository: member.repository, method: method,
+                            ratio: max(0, 1 - Double(member.parameters) / Double(max(base.parameters, 1))), tokens: tokens, value: value)
+        }
+    }
+
+    /// Every law the family's measurements allow, per compression method: the base (r = 0,
+    /// D = 0) joins every method's points. The polynomial forms use only the points without
+    /// fine-tuning; the paper's form uses them all.
+    public static func fit(_ members: [FamilyMember], suite: String, cpuModel: String?, blasThreads: Int?, fitter: LawFitter = LawFitter()) -> (laws: [FittedLaw], skipped: [String]) {
+        var laws: [FittedLaw] = [], skipped: [String] = []
+        for (metric, forms) in metrics {
+            let all = points(members, metric: metric, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads)
+            let base = all.filter { $0.method.isEmpty }
+            for method in Set(all.map(\.method)).subtracting([""]).sorted() {
+                let mine = base + all.filter { $0.method == method }
+                for form in forms {
+                    let used = form == .paper ? mine : mine.filter { $0.tokens == 0 }
+                    let needed = form == .paper ? 3 : form.parameterNames.count + 1
+                    guard used.count >= needed, Set(used.map(\.ratio)).count >= (form == .quadratic ? 3 : 2) else {
+                        skipped.append("\(metric) by \(method), \(form.rawValue): \(used.count) point(s), too few")
+                        continue
+                    }
+                    do { laws.append(try fitter.fit(used, form: form, metric: metric, method: method)) } catch {
+                        skipped.append("\(metric) by \(method), \(form.rawValue): \(error)")
+                    }
+                }
+            }
+        }
+        return (laws, skipped)
+    }
+}
+
+extension HubRegistry {
+    /// Fits every law the base's family allows and stores the set (with its points and
+    /// bootstrap refits) in the registry.
+    public func fitLaws(base repository: RepositoryName, revision: String = "main", suite: String, cpuModel: String?, blasThreads: Int?,
+                        fitter: LawFitter = LawFitter()) throws -> LawSet {
+        let members = try family(of: repository, revision: revision)
+        guard let root = members.first(where: { $0.kind == .base }) else { throw RegistryError.notAModel(repository, revision: revision) }
+        let (laws, skipped) = FamilyLaws.fit(members, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads, fitter: fitter)
+        let set = LawSet(base: repository.description, baseRevision: root.revision, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads,
+                         createdAt: Timestamp.now(), laws: laws, skipped: skipped)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try store.storeLaws(baseRevisionID: root.revision, suite: suite, recordJSON: String(decoding: try encoder.encode(set), as: UTF8.self))
+        return set
+    }
+
+    /// The newest law set stored for the base (of `suite`, when given).
+    public func laws(base repository: RepositoryName, revision: String = "main", suite: String? = nil) throws -> LawSet? {
+        guard let root = try store.resolve(repository, revision: revision) else {
+            throw RegistryError.revisionNotFound(repository: repository, revision: revision)
+        }
+        return try store.latestLaws(baseRevisionID: root.id, suite: suite).map { try JSONDecoder().decode(LawSet.self, from: Data($0.utf8)) }
+    }
+}

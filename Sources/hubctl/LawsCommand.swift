@@ -1,0 +1,139 @@
+import ArgumentParser
+import Evaluator
+import Foundation
+import HubCore
+import Laws
+import Registry
+import Transformer
+
+struct LawsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "laws",
+        abstract: "Fit compression laws on a base's variants, show them, predict from them.",
+        discussion: """
+        For each compression method with enough measured variants, loss is fitted as a \\
+        quadratic in the compression ratio r and accuracy as a line (points without \\
+        fine-tuning), and both by the paper's law L = L0^α (1+r)^β (1 + 1/(D+ε))^γ in log \\
+        space, D in millions of fine-tuning tokens (every point). Decode and prefill latency \\
+        and peak memory are fitted as lines in r on one hardware profile. Each law comes \\
+        with R², its residuals, leave-one-out errors and 95% bootstrap intervals.
+
+        Examples:
+          hubctl laws fit smollm2/SmolLM2-135M-Instruct --suite full
+          hubctl laws show smollm2/SmolLM2-135M-Instruct
+          hubctl laws predict smollm2/SmolLM2-135M-Instruct --method width-prune \\
+            --ratio 0.25 --tokens 50000
+        """,
+        subcommands: [Fit.self, Show.self, Predict.self])
+
+    struct Fit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Fit every law the base's measured variants allow and store them in the registry.")
+        @Argument(help: "The base, namespace/name[@revision].") var base: String
+        @Option(help: "The evaluation suite whose loss and accuracy are fitted (smoke or full).") var suite = "full"
+        @Option(help: "The BLAS threads of the latency profile (default: this machine's default).") var threads: Int?
+        @Flag(help: "Print the law set as JSON (schemas/laws.schema.json).") var json = false
+        @OptionGroup var data: DataDirectoryOption
+
+        func run() throws {
+            let (name, revision) = try LawsCommand.split(base)
+            let set = try data.open().fitLaws(base: name, revision: revision, suite: suite, cpuModel: HardwareProfile.current().cpuModel,
+                                              blasThreads: threads ?? BLASThreads.count)
+            if json { print(try Output.json(set)) } else { LawsCommand.describe(set) }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the laws last fitted for a base.")
+        @Argument(help: "The base, namespace/name[@revision].") var base: String
+        @Option(help: "Only the laws fitted on this suite.") var suite: String?
+        @Flag(help: "Print the law set as JSON.") var json = false
+        @OptionGroup var data: DataDirectoryOption
+
+        func run() throws {
+            let (name, revision) = try LawsCommand.split(base)
+            guard let set = try data.open().laws(base: name, revision: revision, suite: suite) else {
+                throw ValidationError("no laws fitted for \(base) yet: run hubctl laws fit \(base)")
+            }
+            if json { print(try Output.json(set)) } else { LawsCommand.describe(set) }
+        }
+    }
+
+    struct Predict: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Predict a variant's loss, accuracy, latency and memory before building it.",
+            discussion: """
+            Uses the laws last fitted for the base: the paper's law for loss and accuracy \\
+            when it was fitted (it knows fine-tuning), else the polynomial forms (no \\
+            fine-tuning); lines for latency and memory. Intervals are 95% from the bootstrap \\
+            refits.
+            """)
+        @Argument(help: "The base, namespace/name[@revision].") var base: String
+        @Option(help: "Compression ratio r, between 0 and 1.") var ratio: Double
+        @Option(help: "Recovery fine-tuning tokens D.") var tokens = 0
+        @Option(help: "The compression method (default: every method with laws).") var method: String?
+        @Option(help: "The suite whose laws to use.") var suite: String?
+        @Flag(help: "Print the predictions as JSON.") var json = false
+        @OptionGroup var data: DataDirectoryOption
+
+        struct Prediction: Encodable {
+            let method: String
+            let metric: String
+            let form: String
+            let value: Double
+            let low: Double
+            let high: Double
+        }
+
+        func run() throws {
+            guard ratio >= 0, ratio < 1 else { throw ValidationError("--ratio \(ratio) is not in [0, 1)") }
+            let (name, revision) = try LawsCommand.split(base)
+            guard let set = try data.open().laws(base: name, revision: revision, suite: suite) else {
+                throw ValidationError("no laws fitted for \(base) yet: run hubctl laws fit \(base)")
+            }
+            let methods = method.map { [$0] } ?? Array(Set(set.laws.map(\.method))).sorted()
+            var predictions: [Prediction] = []
+            for method in methods {
+                for (metric, forms) in FamilyLaws.metrics {
+                    // The paper's law knows D; the polynomial forms hold only without fine-tuning.
+                    let preferred = forms.contains(.paper) && (tokens > 0 || set.law(metric, method: method, form: .paper) != nil)
+                        ? [LawForm.paper] + forms.filter { $0 != .paper } : forms
+                    guard let law = preferred.lazy.compactMap({ set.law(metric, method: method, form: $0) })
+                        .first(where: { $0.form == .paper || tokens == 0 || !["loss", "accuracy"].contains(metric) }) else { continue }
+                    let (value, low, high) = law.predictWithInterval(ratio: ratio, tokens: tokens)
+                    predictions.append(Prediction(method: method, metric: metric, form: law.form.rawValue, value: value, low: low, high: high))
+                }
+            }
+            guard !predictions.isEmpty else {
+                throw ValidationError("no law fitted for \(method ?? "any method") of \(base); hubctl laws show lists what was fitted")
+            }
+            if json { print(try Output.json(predictions)); return }
+            print(String(format: "%@ at r = %.2f after %d fine-tuning tokens (laws of the %@ suite, fitted %@):", base, ratio, tokens,
+                         set.suite, set.createdAt))
+            for p in predictions {
+                print(String(format: "  %-22@ %-12@ %10.4f  [%.4f, %.4f]  (%@)", p.method, p.metric, p.value, p.low, p.high, p.form))
+            }
+        }
+    }
+
+    static func split(_ reference: String) throws -> (RepositoryName, String) {
+        let parts = reference.split(separator: "@", maxSplits: 1).map(String.init)
+        return (try RepositoryName(parts[0]), parts.count > 1 ? parts[1] : "main")
+    }
+
+    static func describe(_ set: LawSet) {
+        print("laws of \(set.base)@\(set.baseRevision.prefix(10)), \(set.suite) suite, fitted \(set.createdAt)"
+              + (set.cpuModel.map { " (latency on \($0), \(set.blasThreads ?? 0) BLAS threads)" } ?? ""))
+        for law in set.laws {
+            let coefficients = law.coefficients.map { String(format: "%@ %.4g [%.4g, %.4g]", $0.name, $0.value, $0.low, $0.high) }
+            let loo = law.looMeanRelativeError.map { String(format: ", leave-one-out error %.1f%% (max %.1f%%)", $0 * 100, (law.looMaxRelativeError ?? 0) * 100) } ?? ""
+            print(String(format: "%@ by %@, %@: R² %.4f over %d points%@", law.metric, law.method, law.form.rawValue, law.rSquared,
+                         law.points.count, loo))
+            print("    " + coefficients.joined(separator: ", ") + (law.alpha.map { String(format: ", alpha %.4g", $0) } ?? ""))
+            if law.metric == "loss", let r10 = law.criticalRatio(sigma: 1.1) {
+                print(String(format: "    loss up 10%% at r = %.3f", r10)
+                      + (law.criticalRatio(sigma: 1.4).map { String(format: ", up 40%% at r = %.3f", $0) } ?? ""))
+            }
+        }
+        for reason in set.skipped { print("not fitted: \(reason)") }
+    }
+}
