@@ -21,6 +21,14 @@ CREATE TABLE builds (
     finished_at       TEXT
 );
 
+CREATE TABLE laws (
+    id                INTEGER PRIMARY KEY,
+    base_revision_id  TEXT NOT NULL REFERENCES revisions(id),
+    suite             TEXT NOT NULL,
+    record_json       TEXT NOT NULL,
+    created_at        TEXT NOT NULL
+);
+
 CREATE TABLE lineage_edges (
     child_revision_id   TEXT PRIMARY KEY REFERENCES variants(revision_id),
     parent_revision_id  TEXT NOT NULL REFERENCES variants(revision_id),
@@ -109,6 +117,8 @@ CREATE TABLE variants (
 );
 
 CREATE INDEX builds_by_state ON builds(state, created_at);
+
+CREATE INDEX laws_by_base ON laws(base_revision_id, suite, created_at);
 
 CREATE INDEX metrics_by_revision ON metrics(revision_id, suite, created_at);
 
