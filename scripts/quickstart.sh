@@ -18,7 +18,8 @@ log "1. registry in $HUB_HOME, base model imported"
 "$hubctl" import "$HUB_MODEL_GGUF" "$base"
 
 log "2. daemon on an ephemeral loopback port"
-"$hubctl" serve --port 0 2> "$work/daemon.log" &
+# Nobody else reads from this daemon while it builds: its stages may use every core.
+"$hubctl" serve --port 0 --build-threads "$(nproc)" 2> "$work/daemon.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -58,7 +59,7 @@ for spec in "width-prune 0.2" "depth-prune-influence 0.3"; do
     python3 -c 'import json, sys
 c = json.load(open(sys.argv[1])); m = [r for r in c["metrics"] if r["suite"] == "smoke"][-1]
 print("   %s at %s: loss %.3f (smoke suite), %.1fM parameters" % (c["repository"], c["revision"][:10], m["cross_entropy"],
-      c["parameters"] / 1e6))' "$work/$method.card.json" >&2
+      c["parameters"]["total"] / 1e6))' "$work/$method.card.json" >&2
 done
 
 log "5. pull the variant that decodes at least 10% faster than the base, then audit and run it"
