@@ -31,8 +31,9 @@ struct SVGPlot {
     var points: [Point] = []
     var curves: [Curve] = []
     var bands: [Band] = []
-    let width = 560.0, height = 340.0
-    let left = 64.0, right = 150.0, top = 30.0, bottom = 48.0
+    let width = 680.0, height = 340.0
+    // The right margin holds the legend: a series name such as 'depth-prune-influence, D = 50k'.
+    let left = 64.0, right = 250.0, top = 30.0, bottom = 48.0
 
     /// One colour per series, in the order the series first appear.
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
