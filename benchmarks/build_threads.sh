@@ -26,15 +26,7 @@ fi
 for t in "${threads[@]}"; do
     data="$scratch/hub-$t"
     rm -rf "$data" && cp -r "$scratch/template" "$data"
-    "$hubctl" serve --port 0 --data-dir "$data" --build-threads "$t" 2> "$out/daemon-$t.log" &
-    daemon=$!
-    port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$out/daemon-$t.log" | head -1)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || die "the daemon did not start"
+    start_daemon "$hubctl" "$out/daemon-$t.log" --data-dir "$data" --build-threads "$t"
     token=$(cat "$data/admin.token")
     log "threads $t: idle reads (30 s)"
     python3 "$(dirname "$0")/build_reads.py" --port "$port" --repo smollm2/base --seconds 30 > "$out/idle-$t.json"

@@ -3,7 +3,8 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-packages=(libsqlite3-dev libcurl4-openssl-dev libopenblas-dev libarchive-dev pkg-config unzip)
+# chromium and chromium-driver: the daemon's pages are tested in a real headless browser.
+packages=(libsqlite3-dev libcurl4-openssl-dev libopenblas-dev libarchive-dev pkg-config unzip chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,5 +28,10 @@ fi
 if ! python3 -c "import transformers, sys; sys.exit(transformers.__version__ != '5.24.0')" 2>/dev/null; then
     log "installing transformers 5.24.0 (test client of hubctl pull's cache)"
     python3 -m pip install --quiet "transformers==5.24.0" "huggingface_hub==2.4.0" >&2 || die "pip could not install transformers"
+fi
+# Selenium drives that Chromium (4.50: the newest whose dependencies this index holds).
+if ! python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '4.50.0')" 2>/dev/null; then
+    log "installing selenium 4.50.0 (drives Debian's chromium in the page tests)"
+    python3 -m pip install --quiet "selenium==4.50.0" >&2 || die "pip could not install selenium"
 fi
 log "system packages ok"

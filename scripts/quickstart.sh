@@ -19,15 +19,8 @@ log "1. registry in $HUB_HOME, base model imported"
 
 log "2. daemon on an ephemeral loopback port"
 # Nobody else reads from this daemon while it builds: its stages may use every core.
-"$hubctl" serve --port 0 --build-threads "$(nproc)" 2> "$work/daemon.log" &
-daemon=$!
+start_daemon "$hubctl" "$work/daemon.log" --build-threads "$(nproc)"
 trap 'kill $daemon 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/daemon.log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "${port:-}" ] || die "the daemon did not start: $(cat "$work/daemon.log")"
 export HUB_ENDPOINT="http://127.0.0.1:$port"
 log "   $HUB_ENDPOINT"
 

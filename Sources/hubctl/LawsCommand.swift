@@ -23,21 +23,24 @@ struct LawsCommand: ParsableCommand {
           hubctl laws show smollm2/SmolLM2-135M-Instruct
           hubctl laws predict smollm2/SmolLM2-135M-Instruct --method width-prune \\
             --ratio 0.25 --tokens 50000
+          hubctl laws report smollm2/SmolLM2-135M-Instruct --suite full -o docs/laws
         """,
-        subcommands: [Fit.self, Show.self, Predict.self])
+        subcommands: [Fit.self, Show.self, Predict.self, Report.self])
 
     struct Fit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Fit every law the base's measured variants allow and store them in the registry.")
         @Argument(help: "The base, namespace/name[@revision].") var base: String
         @Option(help: "The evaluation suite whose loss and accuracy are fitted (smoke or full).") var suite = "full"
         @Option(help: "The BLAS threads of the latency profile (default: this machine's default).") var threads: Int?
+        @Option(parsing: .upToNextOption, help: "Variants to leave out of the fit, kept to check predictions against (hubctl laws report compares them).")
+        var holdOut: [String] = []
         @Flag(help: "Print the law set as JSON (schemas/laws.schema.json).") var json = false
         @OptionGroup var data: DataDirectoryOption
 
         func run() throws {
             let (name, revision) = try LawsCommand.split(base)
             let set = try data.open().fitLaws(base: name, revision: revision, suite: suite, cpuModel: HardwareProfile.current().cpuModel,
-                                              blasThreads: threads ?? BLASThreads.count)
+                                              blasThreads: threads ?? BLASThreads.count, holdOut: holdOut)
             if json { print(try Output.json(set)) } else { LawsCommand.describe(set) }
         }
     }
@@ -62,10 +65,10 @@ struct LawsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Predict a variant's loss, accuracy, latency and memory before building it.",
             discussion: """
-            Uses the laws last fitted for the base: the paper's law for loss and accuracy \\
-            when it was fitted (it knows fine-tuning), else the polynomial forms (no \\
-            fine-tuning); lines for latency and memory. Intervals are 95% from the bootstrap \\
-            refits.
+            Uses the laws last fitted for the base. Of the forms that hold at the asked \\
+            budget (after fine-tuning only the paper's law, which knows D; without it also \\
+            the polynomial forms), each metric is predicted by the one with the smallest \\
+            leave-one-out error. Intervals are 95% from the bootstrap refits.
             """)
         @Argument(help: "The base, namespace/name[@revision].") var base: String
         @Option(help: "Compression ratio r, between 0 and 1.") var ratio: Double
@@ -93,12 +96,8 @@ struct LawsCommand: ParsableCommand {
             let methods = method.map { [$0] } ?? Array(Set(set.laws.map(\.method))).sorted()
             var predictions: [Prediction] = []
             for method in methods {
-                for (metric, forms) in FamilyLaws.metrics {
-                    // The paper's law knows D; the polynomial forms hold only without fine-tuning.
-                    let preferred = forms.contains(.paper) && (tokens > 0 || set.law(metric, method: method, form: .paper) != nil)
-                        ? [LawForm.paper] + forms.filter { $0 != .paper } : forms
-                    guard let law = preferred.lazy.compactMap({ set.law(metric, method: method, form: $0) })
-                        .first(where: { $0.form == .paper || tokens == 0 || !["loss", "accuracy"].contains(metric) }) else { continue }
+                for (metric, _) in FamilyLaws.metrics {
+                    guard let law = set.bestLaw(metric, method: method, tokens: tokens) else { continue }
                     let (value, low, high) = law.predictWithInterval(ratio: ratio, tokens: tokens)
                     predictions.append(Prediction(method: method, metric: metric, form: law.form.rawValue, value: value, low: low, high: high))
                 }
@@ -112,6 +111,57 @@ struct LawsCommand: ParsableCommand {
             for p in predictions {
                 print(String(format: "  %-22@ %-12@ %10.4f  [%.4f, %.4f]  (%@)", p.method, p.metric, p.value, p.low, p.high, p.form))
             }
+        }
+    }
+
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the laws report: markdown and SVG plots setting this hub's findings against the paper's.",
+            discussion: """
+            From the laws last fitted for the base (nothing is refitted): is loss quadratic \\
+            and accuracy linear in r (forms compared by leave-one-out error), how much of \\
+            the loss fine-tuning wins back, the speed-up compression buys on this hardware, \\
+            the critical ratios, the paper's joint law with its exponents, and every \\
+            variant measured since the fit against what the laws predicted for it. To check \\
+            a prediction: laws fit, build a variant at a new ratio, then laws report.
+
+            The directory is replaced whole: README.md plus one SVG per metric.
+            """)
+        @Argument(help: "The base, namespace/name[@revision].") var base: String
+        @Option(help: "The suite whose laws to report.") var suite = "full"
+        @Option(name: .shortAndLong, help: "The directory to write (replaced whole).") var output: String
+        @OptionGroup var data: DataDirectoryOption
+
+        func run() throws {
+            let (name, revision) = try LawsCommand.split(base)
+            let command = "hubctl laws report \(base) --suite \(suite) -o \(output)"
+            guard let report = try data.open().lawsReport(base: name, revision: revision, suite: suite, command: command) else {
+                throw ValidationError("no laws fitted for \(base) on the \(suite) suite yet: run hubctl laws fit \(base) --suite \(suite)")
+            }
+            try LawsCommand.replaceDirectory(URL(fileURLWithPath: output), with: report.files)
+            Output.progress("wrote \(report.files.count) files to \(output)")
+        }
+    }
+
+    /// Writes `files` into a fresh sibling directory, then swaps it for `directory`, so a
+    /// reader sees the old report or the new one, never a mix.
+    static func replaceDirectory(_ directory: URL, with files: [String: String]) throws {
+        let manager = FileManager.default
+        let parent = directory.deletingLastPathComponent()
+        try manager.createDirectory(at: parent, withIntermediateDirectories: true)
+        let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).new-\(getpid())")
+        let old = parent.appendingPathComponent(".\(directory.lastPathComponent).old-\(getpid())")
+        try? manager.removeItem(at: staging)
+        try manager.createDirectory(at: staging, withIntermediateDirectories: true)
+        do {
+            for (path, content) in files { try Data(content.utf8).write(to: staging.appendingPathComponent(path)) }
+            if manager.fileExists(atPath: directory.path) { try manager.moveItem(at: directory, to: old) }
+            try manager.moveItem(at: staging, to: directory)
+            try? manager.removeItem(at: old)
+        } catch {
+            try? manager.removeItem(at: staging)
+            if !manager.fileExists(atPath: directory.path), manager.fileExists(atPath: old.path) { try? manager.moveItem(at: old, to: directory) }
+            throw error
         }
     }
 
@@ -135,5 +185,6 @@ struct LawsCommand: ParsableCommand {
             }
         }
         for reason in set.skipped { print("not fitted: \(reason)") }
+        if let heldOut = set.heldOut { print("held out of the fit: " + heldOut.joined(separator: ", ")) }
     }
 }

@@ -20,18 +20,31 @@ public enum HubctlBinary {
 }
 
 extension HubctlBinary {
+    public typealias Outcome = Subprocess.Outcome
+
+    /// Runs hubctl to completion with `arguments`, its environment extended by `environment`.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> Outcome {
+        try Subprocess.run(url(), arguments, environment: environment.mapValues { Optional($0) }, stdin: stdin)
+    }
+}
+
+/// A program run to completion, as the tests run hubctl and the Python reference clients.
+public enum Subprocess {
     public struct Outcome: Sendable {
         public let status: Int32
         public let stdout: String
         public let stderr: String
     }
 
-    /// Runs hubctl to completion with `arguments`, its environment extended by `environment`.
-    public static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> Outcome {
+    /// Runs `executable` with `arguments`, its environment extended by `environment` (a nil
+    /// value removes a variable).
+    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String?] = [:], stdin: String? = nil) throws -> Outcome {
         let process = Process()
-        process.executableURL = try url()
+        process.executableURL = executable
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        var merged = ProcessInfo.processInfo.environment
+        for (name, value) in environment { merged[name] = value }
+        process.environment = merged
         let output = Pipe(), errors = Pipe(), input = Pipe()
         process.standardOutput = output
         process.standardError = errors
@@ -53,5 +66,10 @@ extension HubctlBinary {
         done.wait()
         return Outcome(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
                        stderr: String(decoding: errorData, as: UTF8.self))
+    }
+
+    /// Runs `python3` with `arguments` (found on PATH, as a user's shell would).
+    public static func python(_ arguments: [String], environment: [String: String?] = [:]) throws -> Outcome {
+        try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3"] + arguments, environment: environment)
     }
 }

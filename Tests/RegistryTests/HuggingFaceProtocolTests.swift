@@ -9,24 +9,11 @@ import Testing
 struct HuggingFaceProtocolTests {
     /// Runs Python with huggingface_hub pointed at the server; returns its stdout.
     static func python(_ script: String, port: Int, cache: URL, token: String? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        var environment = ProcessInfo.processInfo.environment
-        environment["HF_ENDPOINT"] = "http://127.0.0.1:\(port)"
-        environment["HF_HUB_CACHE"] = cache.path
-        environment["HF_HUB_DISABLE_TELEMETRY"] = "1"
-        environment["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-        environment["HF_TOKEN"] = token
-        process.environment = environment
-        let pipe = Pipe(), errors = Pipe()
-        process.standardOutput = pipe
-        process.standardError = errors
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self) + (process.terminationStatus == 0 ? "" : errorText))
+        let outcome = try Subprocess.python(["-c", script], environment: [
+            "HF_ENDPOINT": "http://127.0.0.1:\(port)", "HF_HUB_CACHE": cache.path, "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_TOKEN": token,
+        ])
+        return (outcome.status, outcome.stdout + (outcome.status == 0 ? "" : outcome.stderr))
     }
 
     @Test("snapshot_download and hf_hub_download fetch the shipped model, every file hashing identically")

@@ -115,6 +115,116 @@ struct LawsRegistryTests {
         }
     }
 
+    @Test("the pages in a real headless Chromium: they render, every link resolves, the plots hold the API's points; a screenshot of each")
+    func browser() async throws {
+        let (fixture, _) = try Self.fixture()
+        let registry = fixture.registry
+        _ = try registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2)
+        _ = try registry.store.enqueueBuild(recipe: .init(base: "team/base", name: "team/next", compression: .init(method: "width-prune", ratio: 0.3)),
+                                            author: "ana", limit: 4)
+        // HUB_SCREENSHOTS keeps the screenshots for a person to look at.
+        let shots = ProcessInfo.processInfo.environment["HUB_SCREENSHOTS"].map { URL(fileURLWithPath: $0) } ?? fixture.directory.path("screenshots")
+        try await withServer(registry) { port in
+            let paths = ["/-/", "/-/models/team/tuned", "/-/laws/team/base", "/-/builds"]
+            let browsed = try Subprocess.python([Assets.repositoryRoot.appendingPathComponent("fixtures/scripts/browse_pages.py").path,
+                                                 "--endpoint", "http://127.0.0.1:\(port)", "--out", shots.path] + paths)
+            try #require(browsed.status == 0, "browse_pages.py failed: \(browsed.stderr)")
+            let output = Data(browsed.stdout.utf8)
+            let report = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
+            let pages = try #require(report["pages"] as? [[String: Any]])
+            #expect(pages.map { $0["path"] as? String } == paths)
+            for page in pages {
+                let path = page["path"] as! String
+                #expect(page["error_page"] as? Bool == false && (page["title"] as? String)?.hasSuffix("Compression Hub") == true, "\(path)")
+                // Every link a reader can follow answers 200: nav, lineage boxes, files, laws.
+                let links = page["links"] as! [[String: Any]]
+                #expect(!links.isEmpty, "\(path)")
+                for link in links { #expect(link["status"] as? Int == 200, "\(path): \(link)") }
+                // The screenshot is a real render of the page, not an empty frame.
+                let size = page["screenshot_size"] as! [Int]
+                #expect(size[0] >= 1000 && size[1] >= 600 && (page["screenshot_bytes"] as! Int) > 10_000, "\(path): \(size)")
+                #expect(FileManager.default.fileExists(atPath: page["screenshot"] as! String))
+            }
+            let model = pages[1], laws = pages[2]
+            #expect(model["h1"] as? String == "team/tuned")
+            let lineage = (model["svgs"] as! [[String: Any]]).first { $0["class"] as? String == "lineage" }
+            #expect((lineage?["height"] as? Double ?? 0) > 100, "the lineage graph of a three-node chain is laid out: \(String(describing: lineage))")
+            let links = (model["links"] as! [[String: Any]]).map { $0["href"] as! String }
+            #expect(links.contains("http://127.0.0.1:\(port)/-/models/team/base") && links.contains("http://127.0.0.1:\(port)/-/models/team/width"))
+
+            // The loss plot, as the browser laid it out, holds exactly the loss laws' points of the API.
+            let api = try Self.get(port, "/api/models/team/base/laws")
+            let set = try JSONDecoder().decode(LawSet.self, from: Data(api.body.utf8))
+            let expected = Set(set.laws.filter { $0.metric == "loss" }.flatMap { law in law.points.map { "\(law.method)|\($0.repository)|\($0.tokens)|\($0.value)" } })
+            let drawn = (laws["points"] as! [[String: Any]]).filter { $0["plot"] as? String == "Held-out loss" }
+            #expect(Set(drawn.map { "\($0["method"]!)|\($0["repository"]!)|\($0["tokens"]!)|\($0["y"]!)" }) == expected)
+            #expect(drawn.count == expected.count && drawn.allSatisfy { $0["visible"] as? Bool == true })
+            #expect((laws["svgs"] as! [[String: Any]]).filter { $0["class"] as? String == "plot" }.count == 5)
+        }
+    }
+
+    @Test("hubctl laws report: verdicts against the paper, plots, and a variant built after the fit set against its prediction")
+    func report() throws {
+        let (fixture, ratios) = try Self.fixture()
+        let registry = fixture.registry
+        let dataDir = fixture.directory.path("hub").path
+        let out = fixture.directory.path("docs/laws")
+        let refused = try HubctlBinary.run(["laws", "report", "team/base", "-o", out.path, "--data-dir", dataDir])
+        #expect(refused.status != 0 && refused.stderr.contains("no laws fitted") && !FileManager.default.fileExists(atPath: out.path))
+
+        let set = try registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2)
+        // A variant built after the fit, at a ratio the fit never saw, measured on the laws.
+        let baseModel = try TinyCheckpoint.uniform(seed: 2)
+        var narrow = baseModel.config
+        narrow.intermediateSize = 10
+        let baseWeights = try registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256
+        let late = try HubFamilyFixture.commit(TinyCheckpoint(random: narrow, seed: 31), as: "laws/w10", in: fixture.directory, registry: registry,
+                                               record: ("recipe.json", { HubFamilyFixture.recipe("slicegpt", base: baseModel, parameters: $0, input: baseWeights) }),
+                                               parent: "team/base")
+        let r = 1 - Double(try registry.store.variant(of: late.id)!.parameters) / Double(try registry.store.variant(of: fixture.base.id)!.parameters)
+        #expect(!ratios.contains { abs($0 - r) < 1e-9 })
+        try fixture.record(late, cpu: HubFamilyFixture.localCPU, decode: 20 - 15 * r, prefill: [32: 40], rss: 600_000_000,
+                           loss: Self.loss(r), accuracy: 0.5 - 0.3 * r)
+
+        let written = try HubctlBinary.run(["laws", "report", "team/base", "--suite", "full", "-o", out.path, "--data-dir", dataDir])
+        #expect(written.status == 0, "\(written.stderr)")
+        let readme = try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8)
+        // The data follow a quadratic loss and a linear accuracy exactly: the verdicts say so.
+        #expect(readme.contains("| slicegpt | 1.0000 |") && readme.contains("quadratic; R² goal 0.99 met"), "\(readme)")
+        #expect(readme.contains("| linear |"))
+        // The one fine-tuned variant: team/tuned, width-prune, D = 4096.
+        #expect(readme.contains("### 3. Recovery fine-tuning"))
+        // The late variant against the stored laws' prediction: exact, so within the goals.
+        let row = try #require(readme.split(separator: "\n").first { $0.hasPrefix("| laws/w10 |") && $0.contains("| loss |") })
+        #expect(row.contains("0.00% off: met"), "\(row)")
+        #expect(readme.split(separator: "\n").contains { $0.hasPrefix("| laws/w10 |") && $0.contains("| accuracy |") && $0.contains("met") })
+        let lossPlot = try String(contentsOf: out.appendingPathComponent("loss.svg"), encoding: .utf8)
+        let drawn = Self.circles(lossPlot)
+        #expect(drawn.filter { $0["series"] == "prediction checks" }.map { $0["repository"] } == ["laws/w10"])
+        #expect(drawn.count == Set(set.laws.filter { $0.metric == "loss" }.flatMap { law in law.points.map { "\(law.method)|\($0.repository)" } }).count + 1)
+        for metric in ["accuracy", "decode_ms", "prefill_ms", "peak_rss_mb"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(metric).svg").path), "\(metric)")
+        }
+        // A variant held out of a refit is checked like one built after it; a name outside the
+        // family is refused and stores nothing.
+        let bad = try HubctlBinary.run(["laws", "fit", "team/base", "--hold-out", "team/nope", "--data-dir", dataDir])
+        #expect(bad.status != 0 && bad.stderr.contains("team/nope") && bad.stderr.contains("not a variant"), "\(bad.stderr)")
+        #expect(try registry.laws(base: RepositoryName("team/base"))?.createdAt == set.createdAt)
+        let held = try HubctlBinary.run(["laws", "fit", "team/base", "--hold-out", "laws/w20", "--json", "--data-dir", dataDir])
+        #expect(held.status == 0, "\(held.stderr)")
+        let refit = try JSONDecoder().decode(LawSet.self, from: Data(held.stdout.utf8))
+        #expect(refit.heldOut == ["laws/w20"] && !refit.laws.contains { $0.points.contains { $0.repository == "laws/w20" } })
+        #expect(try HubctlBinary.run(["laws", "report", "team/base", "-o", out.path, "--data-dir", dataDir]).status == 0)
+        let again = try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(again.contains("Held out of the fit, to check predictions against: `laws/w20`"))
+        #expect(again.split(separator: "\n").contains { $0.hasPrefix("| laws/w20 |") && $0.contains("| loss |") && $0.contains("met") })
+
+        // Written again, the directory is replaced whole: a stray file does not survive.
+        try Data("stale".utf8).write(to: out.appendingPathComponent("stale.txt"))
+        #expect(try HubctlBinary.run(["laws", "report", "team/base", "-o", out.path, "--data-dir", dataDir]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("stale.txt").path))
+    }
+
     static func fetch(_ registry: HubRegistry, _ path: String) throws -> String {
         let reader = PageRoutes(service: ModelReadService(registry: registry), registry: registry, auth: Authenticator(store: registry.store))
         let parts = path.split(separator: "/").map(String.init)

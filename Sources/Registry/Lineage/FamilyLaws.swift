@@ -17,16 +17,31 @@ public struct LawSet: Codable, Sendable, Equatable {
     public let laws: [FittedLaw]
     /// Laws that could not be fitted, and why (too few points, one fine-tuning budget only…).
     public let skipped: [String]
+    /// Repositories left out of the fit on purpose: variants kept to check predictions against.
+    public var heldOut: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case base, baseRevision = "base_revision", suite, cpuModel = "cpu_model", blasThreads = "blas_threads"
-        case createdAt = "created_at", laws, skipped
+        case createdAt = "created_at", laws, skipped, heldOut = "held_out"
     }
 
     /// The law for `metric` by `method` in `form`, if fitted.
     public func law(_ metric: String, method: String, form: LawForm) -> FittedLaw? {
         laws.first { $0.metric == metric && $0.method == method && $0.form == form }
     }
+
+    /// The law to predict `metric` by `method` after `tokens` of fine-tuning: among the forms
+    /// that hold there (the polynomial forms were fitted without fine-tuning, so they hold only
+    /// at D = 0; the paper's law knows D), the one whose leave-one-out error is smallest, which
+    /// is the honest measure of how well a form predicts a point it has not seen.
+    public func bestLaw(_ metric: String, method: String, tokens: Int) -> FittedLaw? {
+        let usable = laws.filter { $0.metric == metric && $0.method == method && ($0.form == .paper || tokens == 0 || !Self.fineTunable(metric)) }
+        return usable.min { ($0.looMeanRelativeError ?? .infinity) < ($1.looMeanRelativeError ?? .infinity) }
+    }
+
+    /// Whether fine-tuning moves the metric (loss and accuracy), as against the shape-only
+    /// metrics (latency, memory), which a fine-tune of the same shape leaves alone.
+    static func fineTunable(_ metric: String) -> Bool { metric == "loss" || metric == "accuracy" }
 }
 
 /// Turns a base's family into law points and fits every law the points allow.
@@ -102,13 +117,20 @@ public enum FamilyLaws {
 extension HubRegistry {
     /// Fits every law the base's family allows and stores the set (with its points and
     /// bootstrap refits) in the registry.
+    /// `holdOut` names variants to leave out (kept to check predictions against); each must be
+    /// a member of the family.
     public func fitLaws(base repository: RepositoryName, revision: String = "main", suite: String, cpuModel: String?, blasThreads: Int?,
-                        fitter: LawFitter = LawFitter()) throws -> LawSet {
+                        holdOut: [String] = [], fitter: LawFitter = LawFitter()) throws -> LawSet {
         let members = try family(of: repository, revision: revision)
         guard let root = members.first(where: { $0.kind == .base }) else { throw RegistryError.notAModel(repository, revision: revision) }
-        let (laws, skipped) = FamilyLaws.fit(members, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads, fitter: fitter)
-        let set = LawSet(base: repository.description, baseRevision: root.revision, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads,
+        for name in holdOut where !members.contains(where: { $0.repository == name && $0.kind != .base }) {
+            throw RegistryError.invalidVariant(path: name, reason: "not a variant of \(repository)'s family, so it cannot be held out of its laws")
+        }
+        let (laws, skipped) = FamilyLaws.fit(members.filter { !holdOut.contains($0.repository) }, suite: suite, cpuModel: cpuModel,
+                                             blasThreads: blasThreads, fitter: fitter)
+        var set = LawSet(base: repository.description, baseRevision: root.revision, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads,
                          createdAt: Timestamp.now(), laws: laws, skipped: skipped)
+        if !holdOut.isEmpty { set.heldOut = holdOut.sorted() }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try store.storeLaws(baseRevisionID: root.revision, suite: suite, recordJSON: String(decoding: try encoder.encode(set), as: UTF8.self))

@@ -11,17 +11,15 @@ extension VariantSelector {
         let sameProfile = laws.cpuModel == cpuModel && laws.blasThreads == blasThreads
         var suggestions: [Suggestion] = []
         for method in Set(laws.laws.map(\.method)).sorted() {
-            func law(_ metric: String, _ forms: [LawForm]) -> FittedLaw? {
-                forms.lazy.compactMap { laws.law(metric, method: method, form: $0) }.first
-            }
+            func law(_ metric: String) -> FittedLaw? { laws.bestLaw(metric, method: method, tokens: 0) }
             var constraints: [(name: String, law: FittedLaw?, limit: Double, atMost: Bool, scale: Double)] = []
             if let latency = budget.maxLatencyMilliseconds {
                 let usable = sameProfile && budget.promptTokens == 0 && budget.newTokens == 0
-                constraints.append(("latency_ms", usable ? law("decode_ms", [.linear]) : nil, latency, true, 1))
+                constraints.append(("latency_ms", usable ? law("decode_ms") : nil, latency, true, 1))
             }
-            if let memory = budget.maxMemoryBytes { constraints.append(("memory_bytes", law("peak_rss_mb", [.linear]), Double(memory) / 1e6, true, 1e6)) }
-            if let loss = budget.maxLoss { constraints.append(("loss", law("loss", [.quadratic, .paper]), loss, true, 1)) }
-            if let accuracy = budget.minAccuracy { constraints.append(("accuracy", law("accuracy", [.linear, .paper]), accuracy, false, 1)) }
+            if let memory = budget.maxMemoryBytes { constraints.append(("memory_bytes", law("peak_rss_mb"), Double(memory) / 1e6, true, 1e6)) }
+            if let loss = budget.maxLoss { constraints.append(("loss", law("loss"), loss, true, 1)) }
+            if let accuracy = budget.minAccuracy { constraints.append(("accuracy", law("accuracy"), accuracy, false, 1)) }
             guard !constraints.isEmpty, constraints.allSatisfy({ $0.law != nil }) else { continue }
             search: for step in 1...90 {
                 let r = Double(step) / 100

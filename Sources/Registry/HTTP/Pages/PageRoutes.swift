@@ -78,15 +78,16 @@ struct PageRoutes: Sendable {
     /// The chain from the model back to its base, drawn top to bottom, each edge labelled
     /// with what made the child: the compression method and ratio, or the fine-tune.
     func lineageGraph(_ chain: [LineageNode]) -> String {
-        let boxWidth = 360.0, boxHeight = 34.0, gap = 40.0
+        // Boxes as wide as the longest name needs, at about 7.5 px a character of 13 px text.
+        func caption(_ node: LineageNode) -> String { "\(node.repository)@\(node.revision.prefix(8)) (\(node.parameters / 1000)k parameters)" }
+        let boxWidth = max(360, Double(chain.map { caption($0).count }.max() ?? 0) * 7.5 + 24), boxHeight = 34.0, gap = 40.0
         let height = Double(chain.count) * (boxHeight + gap)
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"lineage\" width=\"720\" height=\"\(Int(height))\">\n"
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"lineage\" width=\"\(Int(max(720, boxWidth + 10)))\" height=\"\(Int(height))\">\n"
         for (index, node) in chain.enumerated() {
             let y = Double(index) * (boxHeight + gap) + 4
             svg += "<a href=\"/-/models/\(HTML.escape(node.repository))\"><rect class=\"node\" data-repository=\"\(HTML.escape(node.repository))\" "
                 + "x=\"4\" y=\"\(y)\" width=\"\(boxWidth)\" height=\"\(boxHeight)\" rx=\"5\" fill=\"#eef4fb\" stroke=\"#4a7ab8\"/>"
-                + "<text x=\"14\" y=\"\(y + 21)\" font-size=\"13\">\(HTML.escape(node.repository))@\(node.revision.prefix(8)) "
-                + "(\(node.parameters / 1000)k parameters)</text></a>\n"
+                + "<text x=\"14\" y=\"\(y + 21)\" font-size=\"13\">\(HTML.escape(caption(node)))</text></a>\n"
             if let record = node.record, index + 1 < chain.count {
                 let label: String
                 if let method = record["method"]?.stringValue, record["base_checkpoint_sha256"] != nil {
@@ -119,7 +120,7 @@ struct PageRoutes: Sendable {
         for metric in ["loss", "accuracy", "decode_ms", "prefill_ms", "peak_rss_mb"] {
             let laws = set.laws.filter { $0.metric == metric }
             guard !laws.isEmpty else { continue }
-            body += "<h2>\(HTML.escape(Self.metricLabel(metric)))</h2>\n" + plot(metric, laws)
+            body += "<h2>\(HTML.escape(LawPlot.metricLabel(metric)))</h2>\n" + LawPlot.render(metric, laws)
             body += HTML.table(["method", "form", "coefficients (95% interval)", "R²", "leave-one-out error", "points"], laws.map { law in
                 [HTML.escape(law.method), law.form.rawValue,
                  law.coefficients.map { String(format: "%@ = %.4g [%.4g, %.4g]", $0.name, $0.value, $0.low, $0.high) }.joined(separator: "<br>")
@@ -133,42 +134,6 @@ struct PageRoutes: Sendable {
             body += "<h2>Not fitted</h2><ul>" + set.skipped.map { "<li>\(HTML.escape($0))</li>" }.joined() + "</ul>"
         }
         return HTML.page(title: "Compression laws of \(repository)", body: body)
-    }
-
-    static func metricLabel(_ metric: String) -> String {
-        switch metric {
-        case "loss": "Held-out loss"
-        case "accuracy": "Mean task accuracy"
-        case "decode_ms": "Decode latency (ms per token, p50)"
-        case "prefill_ms": "Prefill latency (ms, longest prompt, p50)"
-        default: "Peak memory (MB)"
-        }
-    }
-
-    /// One plot per metric: every method's points and curves together.
-    func plot(_ metric: String, _ laws: [FittedLaw]) -> String {
-        var plot = SVGPlot(title: Self.metricLabel(metric), xLabel: "compression ratio r", yLabel: Self.metricLabel(metric))
-        let grid = (0...40).map { Double($0) / 40 * 0.9 }
-        var seen = Set<String>()
-        for law in laws {
-            for point in law.points where seen.insert("\(law.method)|\(point.repository)").inserted {
-                let series = point.tokens > 0 ? "\(law.method), D = \(point.tokens / 1000)k" : law.method
-                plot.points.append(.init(x: point.ratio, y: point.value, label: "\(point.repository): \(point.value)", series: series,
-                                         attributes: ["repository": point.repository, "tokens": "\(point.tokens)", "method": law.method]))
-            }
-            let budgets = law.form == .paper ? Array(Set(law.points.map(\.tokens))).sorted() : [0]
-            let reach = max(law.points.map(\.ratio).max() ?? 0.5, 0.1) * 1.15
-            let xs = grid.filter { $0 <= reach }
-            for tokens in budgets {
-                let series = tokens > 0 ? "\(law.method), D = \(tokens / 1000)k" : law.method
-                plot.curves.append(.init(series: series, points: xs.map { ($0, law.predict(ratio: $0, tokens: tokens)) }, dashed: law.form == .paper))
-                if law.form == .paper {
-                    let intervals = xs.map { ($0, law.predictWithInterval(ratio: $0, tokens: tokens)) }
-                    plot.bands.append(.init(series: series, lower: intervals.map { ($0.0, $0.1.low) }, upper: intervals.map { ($0.0, $0.1.high) }))
-                }
-            }
-        }
-        return plot.render()
     }
 
     func builds(reader: AccessToken?) throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import Laws
 
 /// A plain SVG scatter plot with fitted curves and interval bands, drawn by the daemon: no
 /// script, no library. Every data point is a `<circle class="point">` carrying its values in
@@ -40,7 +41,9 @@ struct SVGPlot {
 
     func render() -> String {
         let xs = points.map(\.x) + curves.flatMap { $0.points.map(\.0) }
-        let ys = points.map(\.y) + curves.flatMap { $0.points.map(\.1) } + bands.flatMap { $0.lower.map(\.1) + $0.upper.map(\.1) }
+        // The y range follows the points and curves; a wide interval band is clipped to the
+        // plot rather than squashing the data into a corner.
+        let ys = points.map(\.y) + curves.flatMap { $0.points.map(\.1) }
         let xRange = Self.niceRange(min: min(xs.min() ?? 0, 0), max: max(xs.max() ?? 1, 0.1))
         let yRange = Self.niceRange(min: ys.min() ?? 0, max: ys.max() ?? 1)
         let plotWidth = width - left - right, plotHeight = height - top - bottom
@@ -49,10 +52,13 @@ struct SVGPlot {
         let series = (points.map(\.series) + curves.map(\.series)).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         func colour(_ name: String) -> String { Self.palette[(series.firstIndex(of: name) ?? 0) % Self.palette.count] }
 
+        // One id per plot: a page holds several plots, and ids must be unique in it.
+        let clip = "area-" + String(title.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" class="plot" width="\(Int(width))" height="\(Int(height))" \
             viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="\(HTML.escape(title))">
             <title>\(HTML.escape(title))</title>
+            <defs><clipPath id="\(clip)"><rect x="\(f(left))" y="\(f(top))" width="\(f(plotWidth))" height="\(f(plotHeight))"/></clipPath></defs>
             <rect x="\(f(left))" y="\(f(top))" width="\(f(plotWidth))" height="\(f(plotHeight))" fill="#fff" stroke="#888"/>
 
             """
@@ -68,11 +74,11 @@ struct SVGPlot {
         svg += "<text x=\"14\" y=\"\(f(top + plotHeight / 2))\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotHeight / 2)))\">\(HTML.escape(yLabel))</text>\n"
         for band in bands {
             let outline = band.lower.map { "\(f(px($0.0))),\(f(py($0.1)))" } + band.upper.reversed().map { "\(f(px($0.0))),\(f(py($0.1)))" }
-            svg += "<polygon class=\"band\" data-series=\"\(HTML.escape(band.series))\" points=\"\(outline.joined(separator: " "))\" fill=\"\(colour(band.series))\" fill-opacity=\"0.12\" stroke=\"none\"/>\n"
+            svg += "<polygon class=\"band\" clip-path=\"url(#\(clip))\" data-series=\"\(HTML.escape(band.series))\" points=\"\(outline.joined(separator: " "))\" fill=\"\(colour(band.series))\" fill-opacity=\"0.12\" stroke=\"none\"/>\n"
         }
         for curve in curves {
             let path = curve.points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
-            svg += "<polyline class=\"curve\" data-series=\"\(HTML.escape(curve.series))\" points=\"\(path)\" fill=\"none\" stroke=\"\(colour(curve.series))\" stroke-width=\"1.8\"\(curve.dashed ? " stroke-dasharray=\"5 4\"" : "")/>\n"
+            svg += "<polyline class=\"curve\" clip-path=\"url(#\(clip))\" data-series=\"\(HTML.escape(curve.series))\" points=\"\(path)\" fill=\"none\" stroke=\"\(colour(curve.series))\" stroke-width=\"1.8\"\(curve.dashed ? " stroke-dasharray=\"5 4\"" : "")/>\n"
         }
         for point in points {
             let extra = point.attributes.sorted { $0.key < $1.key }.map { " data-\($0.key)=\"\(HTML.escape($0.value))\"" }.joined()
@@ -111,6 +117,48 @@ struct SVGPlot {
     static func label(_ value: Double) -> String {
         abs(value) >= 100 ? String(format: "%.0f", value) : abs(value) >= 10 ? String(format: "%.1f", value) : String(format: "%.2f", value)
     }
+}
+
+/// The plots of a law set, shared by the daemon's laws page and `hubctl laws report`.
+enum LawPlot {
+    static func metricLabel(_ metric: String) -> String {
+        switch metric {
+        case "loss": "Held-out loss"
+        case "accuracy": "Mean task accuracy"
+        case "decode_ms": "Decode latency (ms per token, p50)"
+        case "prefill_ms": "Prefill latency (ms, longest prompt, p50)"
+        default: "Peak memory (MB)"
+        }
+    }
+
+    /// One plot per metric: every method's points and curves together, and `extra` points
+    /// (variants measured after the fit, drawn as their own series).
+    static func render(_ metric: String, _ laws: [FittedLaw], extra: [SVGPlot.Point] = []) -> String {
+        var plot = SVGPlot(title: metricLabel(metric), xLabel: "compression ratio r", yLabel: metricLabel(metric))
+        let grid = (0...40).map { Double($0) / 40 * 0.9 }
+        var seen = Set<String>()
+        for law in laws {
+            for point in law.points where seen.insert("\(law.method)|\(point.repository)").inserted {
+                let series = point.tokens > 0 ? "\(law.method), D = \(point.tokens / 1000)k" : law.method
+                plot.points.append(.init(x: point.ratio, y: point.value, label: "\(point.repository): \(point.value)", series: series,
+                                         attributes: ["repository": point.repository, "tokens": "\(point.tokens)", "method": law.method]))
+            }
+            let budgets = law.form == .paper ? Array(Set(law.points.map(\.tokens))).sorted() : [0]
+            let reach = max(law.points.map(\.ratio).max() ?? 0.5, 0.1) * 1.15
+            let xs = grid.filter { $0 <= reach }
+            for tokens in budgets {
+                let series = tokens > 0 ? "\(law.method), D = \(tokens / 1000)k" : law.method
+                plot.curves.append(.init(series: series, points: xs.map { ($0, law.predict(ratio: $0, tokens: tokens)) }, dashed: law.form == .paper))
+                if law.form == .paper {
+                    let intervals = xs.map { ($0, law.predictWithInterval(ratio: $0, tokens: tokens)) }
+                    plot.bands.append(.init(series: series, lower: intervals.map { ($0.0, $0.1.low) }, upper: intervals.map { ($0.0, $0.1.high) }))
+                }
+            }
+        }
+        plot.points += extra
+        return plot.render()
+    }
+
 }
 
 enum HTML {

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The compression-laws sweep on SmolLM2-135M, run by the daemon's build engine, then the laws
+# fitted on it, one prediction checked by building it, and the report written under docs/laws.
+#
+#   1. a registry in $LAWS_HOME (default ~/.compression-hub-laws) holding the base, with the
+#      base's full-suite metrics;
+#   2. a daemon that builds benchmarks/laws/1-no-finetune.json (three methods × five ratios, no
+#      fine-tuning) and benchmarks/laws/2-finetune.json (two methods × three ratios × two
+#      budgets), every variant evaluated on the full suite with latency;
+#   3. after each sweep, a check: the laws fitted so far predict width-prune-global at r = 0.25
+#      (a ratio no sweep has), without fine-tuning and then with 49k tokens; each prediction is
+#      written down *before* its variant is built (benchmarks/laws/check-*.json);
+#   4. a final fit with the check variants held out, and hubctl laws report: docs/laws/README.md
+#      and its SVG plots, which set each check variant against what the laws predict for it.
+#
+# Hours of CPU on a 2-core machine (the closing note of the laws issue has the figures). Every
+# stage is cached by its inputs, so an interrupted run picks up where it stopped when run again.
+# Usage: bash benchmarks/laws_sweep.sh [BUILD_THREADS (default 1)]
+set -euo pipefail
+source "$(dirname "$0")/../scripts/common.sh"
+cd "$HUB_REPO_ROOT"
+build_threads=${1:-1}
+hubctl="$(swift build -c release --show-bin-path)/hubctl"
+export HUB_HOME="${LAWS_HOME:-$HOME/.compression-hub-laws}"
+base=smollm2/SmolLM2-135M-Instruct
+results=benchmarks/results/laws-full
+mkdir -p "$results"
+
+"$hubctl" init
+"$hubctl" import "$HUB_MODEL_GGUF" "$base"
+if ! "$hubctl" card "$base" --json | grep -q '"suite" : "full"'; then
+    log "the base's full-suite metrics (held-out loss, 4 tasks × 300 examples, latency)"
+    "$hubctl" eval "$base" --suite full --record --json > "$results/base.json"
+fi
+
+start_daemon "$hubctl" "$results/daemon.log" --build-threads "$build_threads"
+trap 'kill $daemon 2>/dev/null || true' EXIT
+export HUB_ENDPOINT="http://127.0.0.1:$port"
+
+build() {  # build RECIPE: submit to the daemon, follow it, keep its record
+    log "building $1"
+    local id
+    id=$("$hubctl" build submit "$1")
+    "$hubctl" build watch "$id" 2>&1 | tail -n 3
+    "$hubctl" build show "$id" --json > "$results/$(basename "$1" .json).build.json"
+}
+# predict_then_build RECIPE TOKENS: the laws fitted so far (check variants held out) predict
+# the recipe's variant, the prediction is kept, then the variant is built.
+predict_then_build() {
+    local name held=()
+    name=$(basename "$1" .json)
+    for repo in laws/check laws/check-ft49k; do "$hubctl" card "$repo" >/dev/null 2>&1 && held+=("$repo"); done
+    if [ ! -s "$results/$name.prediction.json" ]; then
+        "$hubctl" laws fit "$base" --suite full ${held[@]:+--hold-out "${held[@]}"} > "$results/$name.laws-before.txt"
+        "$hubctl" laws predict "$base" --method width-prune-global --ratio 0.25 --tokens "$2" --json > "$results/$name.prediction.json"
+    fi
+    build "$1"
+}
+
+build benchmarks/laws/1-no-finetune.json
+predict_then_build benchmarks/laws/check-0.json 0
+build benchmarks/laws/2-finetune.json
+predict_then_build benchmarks/laws/check-ft.json 49152
+
+# The final fit, with both checks held out: the report sets them against its predictions.
+"$hubctl" laws fit "$base" --suite full --hold-out laws/check laws/check-ft49k > /dev/null
+"$hubctl" laws show "$base" --suite full > "$results/laws.txt"
+"$hubctl" laws show "$base" --suite full --json > "$results/laws.json"
+"$hubctl" laws report "$base" --suite full -o docs/laws
+log "report written to docs/laws/README.md"
