@@ -20,7 +20,9 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 cd "$HUB_REPO_ROOT"
 build_threads=${1:-1}
-hubctl="$(swift build -c release --show-bin-path)/hubctl"
+# HUBCTL: the binary to run, e.g. a copy kept so that a sweep resumed later runs the code it
+# started with (stage caches are keyed by code version).
+hubctl=${HUBCTL:-"$(swift build -c release --show-bin-path)/hubctl"}
 export HUB_HOME="${LAWS_HOME:-$HOME/.compression-hub-laws}"
 base=smollm2/SmolLM2-135M-Instruct
 results=benchmarks/results/laws-full

@@ -23,11 +23,17 @@ if ! python3 -c "import huggingface_hub, sys; sys.exit(huggingface_hub.__version
     log "installing huggingface_hub 2.4.0 (test client of the HTTP server)"
     python3 -m pip install --quiet "huggingface_hub==2.4.0" >&2 || die "pip could not install huggingface_hub"
 fi
-# And check that transformers finds what hubctl pull put in a cache, offline. It installs
-# without torch (configs and tokenizers only): PyPI's Linux torch wheels bring GBs of CUDA.
+# And check that transformers finds what hubctl pull put in a cache, offline.
 if ! python3 -c "import transformers, sys; sys.exit(transformers.__version__ != '5.24.0')" 2>/dev/null; then
     log "installing transformers 5.24.0 (test client of hubctl pull's cache)"
     python3 -m pip install --quiet "transformers==5.24.0" "huggingface_hub==2.4.0" >&2 || die "pip could not install transformers"
+fi
+# And that a variant loads in transformers with the runtime's logits, which needs torch. pip
+# takes a local CPU wheel where the machine has one (find-links); PyPI's brings CUDA libraries
+# it does not use (about 1.5 minutes).
+if ! python3 -c "import torch" 2>/dev/null; then
+    log "installing torch 2.13.0 (runs the variants in transformers for the portability tests)"
+    python3 -m pip install --quiet "torch==2.13.0" >&2 || die "pip could not install torch"
 fi
 # Selenium drives that Chromium (4.50: the newest whose dependencies this index holds).
 if ! python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '4.50.0')" 2>/dev/null; then

@@ -27,6 +27,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var torchDtype: String = "float32"
     /// Per-block shapes of a heterogeneous (compressed) model; nil for a standard uniform one.
     public var hubLayers: [LayerShape]?
+    /// Where transformers finds the code of a non-standard architecture (see `PortableConfig`).
+    public var autoMap: [String: String]?
 
     public struct RopeScaling: Codable, Sendable, Equatable {
         public var ropeType: String
@@ -59,6 +61,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case ropeTheta = "rope_theta", ropeScaling = "rope_scaling", tieWordEmbeddings = "tie_word_embeddings"
         case attentionBias = "attention_bias", mlpBias = "mlp_bias", bosTokenID = "bos_token_id"
         case eosTokenID = "eos_token_id", padTokenID = "pad_token_id", torchDtype = "torch_dtype", hubLayers = "hub_layers"
+        case autoMap = "auto_map"
     }
 
     public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
@@ -107,6 +110,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         padTokenID = try c.decodeIfPresent(Int.self, forKey: .padTokenID)
         torchDtype = try c.decodeIfPresent(String.self, forKey: .torchDtype) ?? "float32"
         hubLayers = try c.decodeIfPresent([LayerShape].self, forKey: .hubLayers)
+        autoMap = try c.decodeIfPresent([String: String].self, forKey: .autoMap)
         try validate()
     }
 

@@ -62,7 +62,7 @@ public struct EditableCheckpoint: Sendable {
 
     public init(config configURL: URL, weights weightsURL: URL, companions: [String: URL]) throws {
         config = try LlamaConfig.load(from: configURL)
-        guard config.modelType == "llama" else {
+        guard config.modelType == "llama" || config.modelType == PortableConfig.modelType else {
             throw CompressionError.unsupportedModel("architecture '\(config.modelType)' (\(configURL.path)); supported: llama")
         }
         let file = try SafetensorsFile(path: weightsURL.path)

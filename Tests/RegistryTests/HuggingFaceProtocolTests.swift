@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import HubCore
 import HubTestSupport
@@ -53,6 +54,37 @@ struct HuggingFaceProtocolTests {
             #expect(hashes == Dictionary(uniqueKeysWithValues: card.files.map { ($0.path, $0.sha256.hex) }))
             #expect(result["single"] as? String == "config.json")
             #expect(result["errors"] as? [String] == ["RepositoryNotFoundError", "RemoteEntryNotFoundError", "RevisionNotFoundError"])
+        }
+    }
+
+    @Test("from_pretrained through HF_ENDPOINT loads a heterogeneous variant with the modeling code the daemon serves beside it")
+    func remoteCode() async throws {
+        let directory = try TemporaryDirectory()
+        let registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let tiny = try TinyCheckpoint.heterogeneous(seed: 9)
+        let folder = directory.path("variant")
+        try ModelDirectory.write(config: tiny.config, tensors: tiny.tensors, companions: [:], records: [:], to: folder)
+        _ = try registry.commitDirectory(folder, to: RepositoryName("team/hetero"), message: "a heterogeneous model", author: "test") { files in
+            try VariantInspector.record(kind: .base, files: files, sourceJSON: #"{"format":"test","file":"tiny"}"#,
+                                        url: { folder.appendingPathComponent($0) })!
+        }
+        let script = Assets.repositoryRoot.appendingPathComponent("fixtures/scripts/transformers_logits.py").path
+        let tokens = "3,17,0,31,8,22"
+        let local = try Subprocess.python([script, folder.path, "--tokens", tokens, "--trust-remote-code"])
+        #expect(local.status == 0, "\(local.stderr.suffix(2000))")
+        try await withServer(registry) { port in
+            let served = try Subprocess.python([script, "team/hetero", "--tokens", tokens, "--trust-remote-code"], environment: [
+                "HF_ENDPOINT": "http://127.0.0.1:\(port)", "HF_HUB_CACHE": directory.path("hf-cache").path, "HF_MODULES_CACHE": directory.path("modules").path,
+                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_TOKEN": nil,
+            ])
+            #expect(served.status == 0, "\(served.stderr.suffix(2000))")
+            let got = try JSONSerialization.jsonObject(with: Data(served.stdout.utf8)) as? [String: Any]
+            #expect(got?["class"] as? String == "HubLlamaForCausalLM" && (got?["missing_keys"] as? [String])?.isEmpty == true)
+            // The same code and weights as the directory it was registered from: the same logits.
+            let want = try JSONSerialization.jsonObject(with: Data(local.stdout.utf8)) as? [String: Any]
+            #expect((got?["logits"] as? [[Double]]) == (want?["logits"] as? [[Double]]) && (want?["logits"] as? [[Double]])?.count == 6)
+            // The modeling code came from the daemon, as a file of the revision.
+            #expect(FileManager.default.fileExists(atPath: directory.path("hf-cache/models--team--hetero").path))
         }
     }
 
