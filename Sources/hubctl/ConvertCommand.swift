@@ -28,6 +28,51 @@ struct Convert: ParsableCommand {
     }
 }
 
+struct ExportGGUF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-gguf",
+        abstract: "Write a model as a GGUF file llama.cpp runs, in F32, F16, Q8_0 or Q4_0.",
+        discussion: """
+        The reverse of convert: the tokenizer goes into tokenizer.ggml.*, the Q and K \
+        projections are permuted back to llama.cpp's rotary layout, and every matrix is \
+        written in --type (norms stay F32; a matrix whose rows do not split into 32-element \
+        blocks falls back to F16). Q8_0 and Q4_0 blocks are bit-identical to the gguf Python \
+        package's quantizer.
+
+        A variant whose blocks are all alike is written as llama.cpp's llama architecture. One \
+        whose blocks differ in heads or FFN width, or lack attention, is written as its deci \
+        architecture, which reads those per block. A variant whose residual changes width \
+        (slicegpt's shortcut projections) or whose head sizes differ is refused: llama.cpp \
+        has no such layer; run it in transformers or this runtime instead. The file appears \
+        whole or not at all.
+
+        Examples:
+          hubctl export-gguf team/SmolLM2-w30 --type q8_0 -o w30.q8_0.gguf
+          hubctl export-gguf ./my-variant --type f32 -o my-variant.f32.gguf
+        """
+    )
+
+    @Argument(help: "A model directory, or a registry model namespace/name[@revision].") var model: String
+    @Option(help: "Weight encoding: f32, f16, q8_0 or q4_0.") var type = "q8_0"
+    @Option(name: .shortAndLong, help: "The .gguf file to write.") var output: String
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() throws {
+        guard let encoding = GGMLQuantizer.writable.first(where: { $0.description.lowercased() == type.lowercased() }) else {
+            throw ValidationError("--type \(type) is not one of f32, f16, q8_0, q4_0")
+        }
+        let destination = URL(fileURLWithPath: output)
+        guard !FileManager.default.fileExists(atPath: destination.path) else {
+            throw ValidationError("\(output) exists; choose another path (an existing file is never overwritten)")
+        }
+        let files = try ModelLocator.locate(model, data: data)
+        let summary = try GGUFExporter.export(ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
+                                                         tokenizerConfig: files.tokenizerConfig),
+                                              as: encoding, name: files.label, to: destination)
+        print("wrote \(output): \(summary.layout.rawValue) layout, \(summary.tensors) tensors, \(Output.bytes(summary.bytes)) of \(encoding) weights")
+    }
+}
+
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the header of a GGUF or safetensors file: metadata and tensor table.",

@@ -149,8 +149,8 @@ public enum GGUFConverter {
         let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: output.count)
         defer { scratch.deallocate() }
         try Dequantizer.dequantize(raw, type: item.info.type, tensor: item.info.name, into: scratch)
-        LlamaTensorNames.unpermuteRotary(scratch.baseAddress!, into: output.baseAddress!, heads: heads,
-                                         headDim: config.resolvedHeadDim, columns: item.info.shape[1])
+        LlamaTensorNames.reorderRotary(scratch.baseAddress!, into: output.baseAddress!, heads: heads,
+                                       headDim: config.resolvedHeadDim, columns: item.info.shape[1], toLlamaCpp: false)
     }
 
     private static func writeJSON(_ object: Any, to url: URL) throws {

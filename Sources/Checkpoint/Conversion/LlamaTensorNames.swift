@@ -29,18 +29,20 @@ enum LlamaTensorNames {
         return ("model.layers.\(block).\(entry.name)", entry.permutation)
     }
 
-    /// Undoes llama.cpp's rotary permutation of a Q or K projection ([heads·headDim, inputs], row-major).
+    /// Moves the rows of a Q or K projection ([heads·headDim, inputs], row-major) between
+    /// llama.cpp's rotary layout and Hugging Face's: `toLlamaCpp` false undoes llama.cpp's
+    /// permutation (convert), true applies it (export-gguf).
     ///
     /// llama.cpp interleaves the two rotary halves of each head (row 2i+j holds what was
     /// row j·headDim/2 + i), to suit its rotate-adjacent-pairs rope; Hugging Face rotates halves.
-    static func unpermuteRotary(_ source: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
-                                heads: Int, headDim: Int, columns: Int) {
+    static func reorderRotary(_ source: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
+                              heads: Int, headDim: Int, columns: Int, toLlamaCpp: Bool) {
         let half = headDim / 2
         for h in 0 ..< heads {
             for i in 0 ..< half {
                 for j in 0 ..< 2 {
-                    let from = (h * headDim + 2 * i + j) * columns
-                    let to = (h * headDim + j * half + i) * columns
+                    let interleaved = (h * headDim + 2 * i + j) * columns, halves = (h * headDim + j * half + i) * columns
+                    let (from, to) = toLlamaCpp ? (halves, interleaved) : (interleaved, halves)
                     (output + to).update(from: source + from, count: columns)
                 }
             }
