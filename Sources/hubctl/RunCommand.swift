@@ -29,6 +29,9 @@ struct Run: ParsableCommand {
     @Option(help: "BLAS threads (default: all cores).") var threads: Int?
     @Flag(help: "Wrap the prompt in the model's chat format (ChatML user turn).") var chat = false
     @Flag(help: "Print timing on stderr when done.") var stats = false
+    @Flag(help: "Print {prompt_tokens, tokens, text} as JSON instead of streaming text (for parity checks against other runtimes).")
+    var json = false
+    @Flag(help: "With --json, add the prompt's logits at every position (vocabulary-wide rows).") var logits = false
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
@@ -43,6 +46,18 @@ struct Run: ParsableCommand {
 
         var decoder = StreamingDecoder(tokenizer: tokenizer)
         let output = FileHandle.standardOutput
+        if json {
+            let result = try model.generate(prompt: promptTokens, options: GenerationOptions(
+                maxNewTokens: maxTokens, stopTokens: stops, sampler: Sampler(temperature: temperature, topP: topP, seed: seed)))
+            var record: [String: Any] = ["prompt_tokens": promptTokens, "tokens": result.tokens, "text": tokenizer.decode(result.tokens)]
+            if logits {
+                let rows = promptTokens.count, vocabulary = model.config.vocabSize
+                let values = model.logits(try model.forward(promptTokens, cache: model.makeCache(capacity: rows), outputRows: rows), rows: rows)
+                record["logits"] = (0 ..< rows).map { r in (0 ..< vocabulary).map { Double(values.pointer[r * vocabulary + $0]) } }
+            }
+            output.write(try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) + Data("\n".utf8))
+            return
+        }
         if !chat { output.write(Data(prompt.utf8)) }
         let result = try model.generate(
             prompt: promptTokens,

@@ -68,6 +68,17 @@ struct GGUFExportTests {
         for (name, tensor) in model.tensors {
             #expect(try restored.floats(name) == tensor.values, "\(name)")
         }
+        // hubctl run --json --logits, which fixtures/scripts/llama_cpp_check.py compares with: the
+        // prompt's tokens, the greedy continuation (its first token is the last row's argmax).
+        let run = try HubctlBinary.run(["run", directory.path("model").path, "ab a b", "--max-tokens", "3", "--json", "--logits", "--threads", "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let generated = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let prompt = try #require(generated["prompt_tokens"] as? [Int]), rows = try #require(generated["logits"] as? [[Double]])
+        let expectedPrompt = try BPETokenizer(huggingFaceJSON: directory.path("model/tokenizer.json")).encode("ab a b")
+        #expect(prompt == expectedPrompt && prompt.contains(256) && rows.count == prompt.count && rows.allSatisfy { $0.count == 259 })
+        let last = rows[rows.count - 1]
+        #expect((generated["tokens"] as? [Int])?.first == last.indices.max { last[$0] < last[$1] })
+
         let original = try BPETokenizer(huggingFaceJSON: directory.path("model/tokenizer.json"))
         let reread = try BPETokenizer(huggingFaceJSON: back.appendingPathComponent("tokenizer.json"))
         #expect(reread.tokens == original.tokens && reread.merges == original.merges && reread.eosTokenID == 257)
