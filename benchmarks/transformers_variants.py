@@ -10,26 +10,20 @@ model fails to load or differs by more than 1e-4 × max|logit|.
 
 Variants written before code version 0.2.0 carry no modeling code and are reported as such.
 """
-import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "scripts"))
+import hub_cli  # noqa: E402
 
 PROMPT = "The history of the railway in Britain began in the early nineteenth century, when"
 
 
-def hubctl(args, options):
-    command = [options.hubctl] + args + (["--data-dir", options.data_dir] if options.data_dir else [])
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--hubctl", required=True)
+    parser = hub_cli.parser(__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--data-dir")
     parser.add_argument("--model", action="append")
     parser.add_argument("--out")
     options = parser.parse_args()
@@ -39,12 +33,12 @@ def main():
     import torch
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(2)
-    models = options.model or [m["repository"] for m in json.loads(hubctl(["list", "--json"], options))]
+    models = options.model or [m["repository"] for m in json.loads(hub_cli.hubctl(["list", "--json"], options))]
     results, failed = [], False
     for name in models:
         row = {"model": name}
         try:
-            ours = json.loads(hubctl(["run", name, PROMPT, "--max-tokens", "1", "--json", "--logits"], options))
+            ours = json.loads(hub_cli.hubctl(["run", name, PROMPT, "--max-tokens", "1", "--json", "--logits"], options))
             model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=True, dtype=torch.float32)
             with torch.no_grad():
                 theirs = model(torch.tensor([ours["prompt_tokens"]])).logits[0]
