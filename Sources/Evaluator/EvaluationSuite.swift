@@ -2,7 +2,7 @@ import Foundation
 
 /// What an evaluation measures: which held-out documents, which tasks and how many examples
 /// of each, which latency probes. `smoke` is a quick check; `full` is what variants are
-/// compared by.
+/// compared by; `latency` measures only speed and memory.
 public struct EvaluationSuite: Sendable {
     public struct TaskSpec: Sendable {
         public let name: String
@@ -70,8 +70,15 @@ public struct EvaluationSuite: Sendable {
             return EvaluationSuite(name: name, lossDocuments: XSumCorpus.testRange, context: 512,
                                    tasks: chosen.map { TaskSpec(name: $0.name, path: $0.path, limit: 300) },
                                    latency: LatencyProbe())
+        case "latency":
+            // Latency and memory alone, in a minute: they need a quiet machine, which a long
+            // quality evaluation beside other work does not get, so they can be re-measured
+            // on their own (the laws take a model's newest latency record).
+            var suite = EvaluationSuite(name: name, lossDocuments: 0 ..< 0, context: 512, tasks: [], latency: LatencyProbe())
+            suite.measuresLoss = false
+            return suite
         default:
-            throw EvaluatorError.unknownTask("suite '\(name)'", known: ["smoke", "full"])
+            throw EvaluatorError.unknownTask("suite '\(name)'", known: ["smoke", "full", "latency"])
         }
     }
 }

@@ -73,4 +73,18 @@ struct EvaluatorParityTests {
         let decoded = try JSONDecoder().decode(MetricsRecord.self, from: JSONEncoder().encode(record))
         #expect(decoded == record)
     }
+
+    @Test("the latency suite measures speed and memory only: no loss, no tasks, a record the schema accepts")
+    func latencyOnly() throws {
+        let (model, tokenizer) = try Self.loaded.get()
+        var suite = try EvaluationSuite.named("latency")
+        #expect(!suite.measuresLoss && suite.tasks.isEmpty && suite.latency != nil)
+        suite.latency = LatencyProbe(promptLengths: [16], decodeTokens: 4, repetitions: 2)
+        let record = try Evaluation(suite: suite, bigbench: Assets.cacheDirectory.appendingPathComponent("bigbench"))
+            .run(model: model, tokenizer: tokenizer, label: "smollm2", bytesOnDisk: 1)
+        #expect(record.suite == "latency" && record.loss == nil && record.tasks.isEmpty)
+        #expect((record.latency?.decodePerToken.p50Milliseconds ?? 0) > 0 && record.peakRSSBytes > 0)
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/metrics.schema.json"))
+        #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(record))) == [])
+    }
 }
