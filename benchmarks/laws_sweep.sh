@@ -4,9 +4,14 @@
 #
 #   1. a registry in $LAWS_HOME (default ~/.compression-hub-laws) holding the base, with the
 #      base's full-suite metrics;
-#   2. a daemon that builds benchmarks/laws/1-no-finetune.json (three methods × five ratios, no
-#      fine-tuning) and benchmarks/laws/2-finetune.json (two methods × three ratios × two
-#      budgets), every variant evaluated on the full suite with latency;
+#   2. a daemon that builds, in this order, every variant evaluated on the full suite with
+#      latency: benchmarks/laws/1-no-finetune.json (width-prune-global, calibrated, and
+#      prunenet, calibration-free, × r 0.1–0.5, no fine-tuning); 2-finetune.json
+#      (width-prune-global × r 0.1, 0.3, 0.5 × D 12k and 49k tokens); 3-finetune-prunenet.json
+#      (the same budgets for prunenet); 4-depth-no-finetune.json (depth-prune-influence × r
+#      0.1–0.5). The order puts first what the fits need most, so a run cut short still fits;
+#      each finished build's variant cards are copied to $results/cards, so the measured points
+#      outlive the registry (a fresh machine starts with an empty one);
 #   3. after each sweep, a check: the laws fitted so far predict width-prune-global at r = 0.25
 #      (a ratio no sweep has), without fine-tuning and then with 49k tokens; each prediction is
 #      written down *before* its variant is built (benchmarks/laws/check-*.json);
@@ -45,6 +50,11 @@ build() {  # build RECIPE: submit to the daemon, follow it, keep its record
     id=$("$hubctl" build submit "$1")
     "$hubctl" build watch "$id" 2>&1 | tail -n 3
     "$hubctl" build show "$id" --json > "$results/$(basename "$1" .json).build.json"
+    mkdir -p "$results/cards"
+    python3 -c 'import json,sys; print("\n".join(v["repository"] for v in json.load(open(sys.argv[1]))["result"]["variants"]))' \
+        "$results/$(basename "$1" .json).build.json" | while read -r repo; do
+        "$hubctl" card "$repo" --json > "$results/cards/${repo//\//--}.json"
+    done
 }
 # predict_then_build RECIPE TOKENS: the laws fitted so far (check variants held out) predict
 # the recipe's variant, the prediction is kept, then the variant is built.
@@ -63,6 +73,8 @@ build benchmarks/laws/1-no-finetune.json
 predict_then_build benchmarks/laws/check-0.json 0
 build benchmarks/laws/2-finetune.json
 predict_then_build benchmarks/laws/check-ft.json 49152
+build benchmarks/laws/3-finetune-prunenet.json
+build benchmarks/laws/4-depth-no-finetune.json
 
 # The final fit, with both checks held out: the report sets them against its predictions.
 "$hubctl" laws fit "$base" --suite full --hold-out laws/check laws/check-ft49k > /dev/null
