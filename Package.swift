@@ -55,7 +55,7 @@ let package = Package(
             "Registry", "Builds", "Laws", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
+        .executableTarget(name: "HubBenchmarks", dependencies: ["Registry", "Compressor", "Evaluator", "Training", "Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                           path: "Sources/HubBenchmarks"),
 
         // Shared by the test targets: locating the installed assets and fixtures, temporary
@@ -69,6 +69,6 @@ let package = Package(
         .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "LawsTests", dependencies: ["Laws"]),
         .testTarget(name: "BuildsTests", dependencies: ["Builds", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Laws", "Compressor", "Evaluator", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Laws", "Compressor", "Evaluator", "Transformer", "Checkpoint", "HubCore", "HubTestSupport", "CArchive"]),
     ]
 )

@@ -5,6 +5,7 @@ import Foundation
 //
 //   swift run -c release HubBenchmarks [load|runtime|all] [--threads N] [--gguf PATH]
 //   swift run -c release HubBenchmarks variants --base DIR VARIANT_DIR...
+//   swift run -c release HubBenchmarks quantized [--threads N] [--rounds 5] [--loss-documents 101]
 //   swift run -c release HubBenchmarks training [--threads N] [--model DIR] [--rounds 3] [--steps 2]
 //     (PyTorch baseline: HUB_TORCH_PYTHON=python-with-torch-and-safetensors)
 //   swift run -c release HubBenchmarks populate --data-dir DIR --variants N   (for benchmarks/registry.sh)
@@ -18,7 +19,7 @@ let cache = ProcessInfo.processInfo.environment["HUB_CACHE"].map { URL(fileURLWi
     ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/compression-hub")
 let gguf = option("--gguf") ?? cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 let threads = option("--threads").flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
-let which = arguments.first { ["load", "runtime", "variants", "populate", "training", "all"].contains($0) } ?? "all"
+let which = arguments.first { ["load", "runtime", "variants", "populate", "training", "quantized", "all"].contains($0) } ?? "all"
 
 do {
     if which == "populate" {
@@ -34,6 +35,11 @@ do {
     if which == "training" {
         try TrainingBenchmark.run(gguf: gguf, model: option("--model"), threads: threads,
                                   rounds: option("--rounds").flatMap(Int.init) ?? 3, steps: option("--steps").flatMap(Int.init) ?? 2)
+        exit(0)
+    }
+    if which == "quantized" {
+        try QuantizedBenchmark.run(gguf: gguf, threads: threads, rounds: option("--rounds").flatMap(Int.init) ?? 5,
+                                   lossDocuments: option("--loss-documents").flatMap(Int.init) ?? 101)
         exit(0)
     }
     if which == "runtime" || which == "all" { try RuntimeBenchmark.run(gguf: gguf, threads: threads) }

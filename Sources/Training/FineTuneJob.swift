@@ -62,8 +62,10 @@ public struct FineTuneJob: Sendable {
         var distillation: LanguageModelPass.Distillation?
         var distillationRecord: FineTuneRecord.DistillationSettings?
         if let teacher {
-            let teacherModel = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: teacher.config),
-                                                                    safetensors: SafetensorsFile(path: teacher.weights.path)))
+            let teacherWeights = try ModelWeights(config: LlamaConfig.load(from: teacher.config),
+                                                  safetensors: SafetensorsFile(path: teacher.weights.path))
+            try teacherWeights.requireFloat(for: "distillation's teacher")
+            let teacherModel = try LlamaModel(weights: teacherWeights)
             distillation = try .init(teacher: teacherModel, weight: teacher.weight, temperature: teacher.temperature)
             distillationRecord = .init(teacherCheckpointSHA256: try SHA256Digest.ofFile(at: teacher.weights), weight: teacher.weight,
                                        temperature: teacher.temperature)

@@ -9,6 +9,24 @@ enum Kernels {
     static func linear(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ w: Matrix, _ y: UnsafeMutablePointer<Float>, ldy: Int,
                        accumulate: Bool = false) {
         let beta: Float = accumulate ? 1 : 0
+        if let q = w.quantized {
+            if rows == 1 {
+                QuantizedKernels.gemv(q, x, y, accumulate: accumulate)
+                return
+            }
+            // Widen a tile of weight rows (at most 4 MB of fp32) and multiply it by GEMM.
+            let tileRows = min(q.rows, max(64, (1 << 20) / q.columns))
+            let tile = FloatBuffer(count: tileRows * q.columns, zeroed: false)
+            var first = 0
+            while first < q.rows {
+                let count = min(tileRows, q.rows - first)
+                QuantizedKernels.dequantize(q, rows: first, count: count, into: tile.pointer)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(count), Int32(q.columns), 1,
+                            x, Int32(ldx), tile.pointer, Int32(q.columns), beta, y + first, Int32(ldy))
+                first += count
+            }
+            return
+        }
         if rows == 1 {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.columns), 1, w.data, Int32(w.columns), x, 1, beta, y, 1)
         } else {

@@ -107,7 +107,7 @@ public final class LlamaModel: @unchecked Sendable {
         let embedding = weights.embedding
         for (r, token) in tokens.enumerated() {
             guard token >= 0, token < embedding.rows else { throw RuntimeError.tokenOutOfRange(token: token, vocabularySize: embedding.rows) }
-            (x.pointer + r * embedding.columns).update(from: embedding.row(token), count: embedding.columns)
+            embedding.copyRow(token, into: x.pointer + r * embedding.columns)
         }
 
         for (layer, block) in weights.blocks.enumerated() {

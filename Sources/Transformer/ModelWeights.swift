@@ -13,7 +13,8 @@ public struct BlockWeights: @unchecked Sendable {
 }
 
 /// A LLaMA-family model's weights, as views into the memory-mapped safetensors file (fp32
-/// tensors are never copied; F16/BF16 ones are widened once into owned buffers).
+/// tensors and Q8_0/Q4_0 blocks are never copied; F16/BF16 ones are widened once into owned
+/// buffers).
 public final class ModelWeights: @unchecked Sendable {
     public let config: LlamaConfig
     public let embedding: Matrix
@@ -31,16 +32,22 @@ public final class ModelWeights: @unchecked Sendable {
     }
 
     public convenience init(config: LlamaConfig, safetensors file: SafetensorsFile) throws(RuntimeError) {
-        try self.init(config: config, names: file.entries.map(\.name), source: file) { name throws(RuntimeError) in
+        let layout: QuantizedTensors.Layout?
+        do { layout = try QuantizedTensors.layout(of: file) } catch { throw .invalidWeights(error.description) }
+        try self.init(config: config, names: file.entries.map(\.name), source: file, quantization: layout?.type) { name throws(RuntimeError) in
             guard let entry = file[name] else { return nil }
+            let bytes = file.bytes(of: entry).baseAddress!
             switch entry.dtype {
             case .f32:
-                return (entry.shape, file.bytes(of: entry).baseAddress!.assumingMemoryBound(to: Float.self), nil)
+                return .floats(entry.shape, bytes.assumingMemoryBound(to: Float.self), nil)
             case .f16, .bf16:
                 let values: [Float]
                 do { values = try file.floats(name) } catch { throw .unsupportedDType(tensor: name, dtype: entry.dtype.rawValue) }
                 let buffer = FloatBuffer(values)
-                return (entry.shape, UnsafePointer(buffer.pointer), buffer)
+                return .floats(entry.shape, UnsafePointer(buffer.pointer), buffer)
+            case .u8 where layout != nil:
+                // Blocks are read where they lie in the mapping: the model stays quantized in memory.
+                return .blocks(QuantizedTensors.logicalShape(of: entry, layout: layout), layout!.type(of: name), bytes)
             default:
                 throw .unsupportedDType(tensor: name, dtype: entry.dtype.rawValue)
             }
@@ -50,33 +57,59 @@ public final class ModelWeights: @unchecked Sendable {
     /// Weights held in memory (a checkpoint being edited), copied once into owned buffers:
     /// what a compression method runs to measure the effect of a cut before it writes anything.
     public convenience init(config: LlamaConfig, tensors: [String: (shape: [Int], values: [Float])]) throws(RuntimeError) {
-        try self.init(config: config, names: Array(tensors.keys), source: nil) { name throws(RuntimeError) in
+        try self.init(config: config, names: Array(tensors.keys), source: nil, quantization: nil) { name throws(RuntimeError) in
             guard let tensor = tensors[name] else { return nil }
             let buffer = FloatBuffer(tensor.values)
-            return (tensor.shape, UnsafePointer(buffer.pointer), buffer)
+            return .floats(tensor.shape, UnsafePointer(buffer.pointer), buffer)
         }
     }
 
+    /// What a lookup finds under a name: fp32 values (and the owner of memory it allocated,
+    /// which the weights keep alive), or a matrix's quantized blocks.
+    private enum Found {
+        case floats([Int], UnsafePointer<Float>, AnyObject?)
+        case blocks([Int], GGMLType, UnsafeRawPointer)
+    }
+
     /// Binds every tensor the config calls for, by name, checking its shape; a tensor the
-    /// config does not call for is an error. `lookup` answers nil for a missing name, and the
-    /// owner of any memory it allocated, which the weights keep alive.
-    private init(config: LlamaConfig, names: [String], source: AnyObject?,
-                 lookup: (String) throws(RuntimeError) -> (shape: [Int], data: UnsafePointer<Float>, owner: AnyObject?)?) throws(RuntimeError) {
+    /// config does not call for is an error. `lookup` answers nil for a missing name.
+    private init(config: LlamaConfig, names: [String], source: AnyObject?, quantization: GGMLType?,
+                 lookup: (String) throws(RuntimeError) -> Found?) throws(RuntimeError) {
         self.config = config
+        self.quantization = quantization
         var owned: [AnyObject] = source.map { [$0] } ?? []
         var used = Set<String>()
         var bytes = 0
 
-        func tensor(_ name: String, _ shape: [Int]) throws(RuntimeError) -> UnsafePointer<Float> {
+        func find(_ name: String, _ shape: [Int]) throws(RuntimeError) -> Found {
             guard let found = try lookup(name) else { throw .missingTensor(name) }
-            guard found.shape == shape else { throw .shapeMismatch(tensor: name, expected: shape, found: found.shape) }
-            if let owner = found.owner { owned.append(owner) }
+            let foundShape: [Int]
+            switch found {
+            case .floats(let s, _, let owner):
+                foundShape = s
+                if let owner { owned.append(owner) }
+            case .blocks(let s, _, _): foundShape = s
+            }
+            guard foundShape == shape else { throw .shapeMismatch(tensor: name, expected: shape, found: foundShape) }
             used.insert(name)
+            return found
+        }
+        func tensor(_ name: String, _ shape: [Int]) throws(RuntimeError) -> UnsafePointer<Float> {
+            guard case .floats(_, let data, _) = try find(name, shape) else {
+                throw .unsupportedDType(tensor: name, dtype: "quantized blocks (a vector must be a float tensor)")
+            }
             bytes += shape.reduce(1, *) * 4
-            return found.data
+            return data
         }
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws(RuntimeError) -> Matrix {
-            Matrix(data: try tensor(name, [rows, columns]), rows: rows, columns: columns)
+            let found = try find(name, [rows, columns])
+            let matrix: Matrix
+            switch found {
+            case .floats(_, let data, _): matrix = Matrix(data: data, rows: rows, columns: columns)
+            case .blocks(_, let type, let blocks): matrix = Matrix(quantized: QuantizedMatrix(type: type, blocks: blocks, rows: rows, columns: columns))
+            }
+            bytes += matrix.byteCount
+            return matrix
         }
 
         embedding = try matrix("model.embed_tokens.weight", config.vocabSize, config.embeddingWidth)
@@ -114,9 +147,21 @@ public final class ModelWeights: @unchecked Sendable {
             throw .unexpectedTensor(extra)
         }
         // A decode step reads every block matrix and the head, but only one embedding row.
-        weightBytes = bytes - (config.tieWordEmbeddings ? 0 : embedding.rows * embedding.columns * 4)
+        weightBytes = bytes - (config.tieWordEmbeddings ? 0 : embedding.byteCount)
         keepAlive = owned
     }
 
     public var vocabularySize: Int { config.vocabSize }
+
+    /// The block type of a quantized checkpoint's matrices; nil for fp32 weights.
+    public let quantization: GGMLType?
+
+    /// Refuses quantized weights where every value is needed as fp32 (training, compression):
+    /// quantize after those, from the fp32 variant.
+    public func requireFloat(for purpose: String) throws(RuntimeError) {
+        if let quantization {
+            throw .unsupported("\(purpose) needs fp32 weights; this model is \(QuantizedTensors.name(of: quantization)). "
+                               + "Use the fp32 variant it was quantized from (its quantization.json names it)")
+        }
+    }
 }

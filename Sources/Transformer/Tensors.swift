@@ -1,19 +1,67 @@
 import COpenBLAS
+import Checkpoint
 
-/// A row-major fp32 matrix view ([rows, columns], PyTorch's [out, in] for weights). The
-/// memory belongs to someone else: a memory-mapped checkpoint or a `FloatBuffer`.
+/// A row-major matrix view ([rows, columns], PyTorch's [out, in] for weights): fp32 values,
+/// or GGML Q8_0/Q4_0 blocks that `Kernels.linear` multiplies with as they are. The memory
+/// belongs to someone else: a memory-mapped checkpoint or a `FloatBuffer`.
 public struct Matrix: @unchecked Sendable {
-    public let data: UnsafePointer<Float>
     public let rows: Int
     public let columns: Int
+    /// The blocks of a quantized matrix; nil for fp32.
+    public let quantized: QuantizedMatrix?
+    private let values: UnsafePointer<Float>?
 
     public init(data: UnsafePointer<Float>, rows: Int, columns: Int) {
-        self.data = data
+        values = data
+        quantized = nil
         self.rows = rows
         self.columns = columns
     }
 
-    public func row(_ index: Int) -> UnsafePointer<Float> { data + index * columns }
+    public init(quantized: QuantizedMatrix) {
+        values = nil
+        self.quantized = quantized
+        rows = quantized.rows
+        columns = quantized.columns
+    }
+
+    /// The fp32 values. Only the runtime's products read quantized weights; code that needs
+    /// every value as fp32 (training, compression) loads fp32 checkpoints, and `ModelWeights`
+    /// refuses it a quantized one (`requireFloat`) before this could be reached.
+    public var data: UnsafePointer<Float> {
+        guard let values else { preconditionFailure("a \(quantized!.type) matrix was read as fp32") }
+        return values
+    }
+
+    /// Bytes of weight data: what a product streams.
+    public var byteCount: Int { quantized.map { $0.rows * $0.rowBytes } ?? rows * columns * 4 }
+
+    /// Row `index` as fp32 into `out` (an embedding lookup).
+    public func copyRow(_ index: Int, into out: UnsafeMutablePointer<Float>) {
+        if let quantized {
+            QuantizedKernels.dequantize(quantized, rows: index, count: 1, into: out)
+        } else {
+            out.update(from: data + index * columns, count: columns)
+        }
+    }
+}
+
+/// A matrix stored as GGML blocks of 32 weights (`QuantizedTensors` describes the layout).
+public struct QuantizedMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    public let blocks: UnsafeRawPointer
+    public let rows: Int
+    public let columns: Int
+
+    public init(type: GGMLType, blocks: UnsafeRawPointer, rows: Int, columns: Int) {
+        precondition(QuantizedTensors.supported.contains(type) && columns % 32 == 0, "\(type) rows of \(columns)")
+        self.type = type
+        self.blocks = blocks
+        self.rows = rows
+        self.columns = columns
+    }
+
+    public var rowBytes: Int { columns / type.blockSize * type.bytesPerBlock }
 }
 
 /// An owned, 64-byte aligned fp32 allocation (activations, converted weights, caches).

@@ -25,7 +25,7 @@ struct Hubctl: AsyncParsableCommand {
         found nothing that fits; 4 hubctl lineage --audit found a mismatch; 64 bad usage; \
         130 interrupted (hubctl finetune leaves a checkpoint to resume).
         """,
-        subcommands: [Init.self, Import.self, Card.self, List.self, Convert.self, ExportGGUF.self, Inspect.self, Tokenize.self, Run.self, Eval.self, Compress.self, Finetune.self, Corpus.self, Register.self, Build.self, Stage.self, LawsCommand.self, Lineage.self, Serve.self, Push.self, Pull.self, Mirror.self, Export.self, Tag.self, Token.self, Login.self, Whoami.self,
+        subcommands: [Init.self, Import.self, Card.self, List.self, Convert.self, ExportGGUF.self, Inspect.self, Tokenize.self, Run.self, Eval.self, Compress.self, Quantize.self, Finetune.self, Corpus.self, Register.self, Build.self, Stage.self, LawsCommand.self, Lineage.self, Serve.self, Push.self, Pull.self, Mirror.self, Export.self, Tag.self, Token.self, Login.self, Whoami.self,
                       Fsck.self, GC.self, Schema.self, Completions.self]
     )
 }

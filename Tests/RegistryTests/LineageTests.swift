@@ -6,6 +6,7 @@ import HubCore
 import HubTestSupport
 @testable import Registry
 import Testing
+import Transformer
 
 @Suite("Compressed variants, lineage and metrics in the registry", .serialized)
 struct LineageTests {
@@ -117,5 +118,67 @@ struct LineageTests {
             try registry.store.recordMetrics(StoredMetrics(revisionID: String(repeating: "a", count: 40), suite: "smoke", cpuModel: "c",
                                                            blasThreads: 1, recordJSON: "{}", createdAt: "now"))
         }
+    }
+
+    @Test("compress → quantize is one lineage: the Q8_0 variant registers with its quantization record, keeps its parent's parameter count, and runs from its blocks close to its fp32 parent")
+    func quantizedVariant() throws {
+        let directory = try TemporaryDirectory()
+        let registry = try HubRegistry(dataDirectory: directory.path("hub"))
+        let baseName = try RepositoryName("smollm2/base")
+        _ = try BaseModelImporter(registry: registry).importGGUF(at: Assets.modelGGUF(), as: baseName, author: "test")
+        let model = try ConvertedModel.directory()
+        let pruned = directory.path("pruned")
+        _ = try Compressor(method: WeightOnlyWidthPruning()).compress(
+            config: model.appendingPathComponent("config.json"), weights: model.appendingPathComponent("model.safetensors"),
+            companions: ["tokenizer.json": model.appendingPathComponent("tokenizer.json")], ratio: 0.1, calibration: nil, output: pruned)
+        let prunedName = try RepositoryName("smollm2/pruned")
+        let prunedRevision = try registry.registerVariant(directory: pruned, as: prunedName, parent: baseName, author: "test")
+
+        let quantized = directory.path("pruned-q8")
+        let files = ModelFiles(config: pruned.appendingPathComponent("config.json"), weights: pruned.appendingPathComponent("model.safetensors"),
+                               tokenizer: pruned.appendingPathComponent("tokenizer.json"), tokenizerConfig: nil)
+        let record = try ModelQuantizer.quantize(files, to: .q8_0, destination: quantized)
+        // weight-prune leaves FFN widths that are not whole blocks of 32: those down_proj matrices
+        // stay fp32 and are named, so the file shrinks by less than Q8_0's 3.76× (measured 2.5×).
+        #expect(!record.keptMatrices.isEmpty && record.keptMatrices.allSatisfy { $0.name.hasSuffix("down_proj.weight") })
+        #expect(record.bytes < record.parentBytes / 2)
+        let name = try RepositoryName("smollm2/pruned-q8")
+        _ = try registry.registerVariant(directory: quantized, as: name, parent: prunedName, author: "test")
+        let card = try registry.card(name)
+        #expect(card.lineage?.parentRevision == prunedRevision.id)
+        #expect(card.lineage?.recipe["type"]?.stringValue == "q8_0")
+        #expect(card.parameters == (try registry.card(prunedName)).parameters)
+        #expect(card.message.contains("q8_0 quantization"))
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/model-card.schema.json"))
+        #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(card))) == [])
+        // A record naming other weights than the parent's is refused, and nothing is registered.
+        #expect(throws: RegistryError.self) {
+            _ = try registry.registerVariant(directory: quantized, as: RepositoryName("smollm2/wrong-parent"), parent: baseName, author: "test")
+        }
+        #expect(try registry.store.repository(RepositoryName("smollm2/wrong-parent")) == nil)
+
+        // The real model from its blocks against its fp32 parent on a real sentence: Q8_0 moves the
+        // next-token distribution by little (measured: KL 0.001 nats, 96% same argmax on the base).
+        let parent = try LlamaModel(directory: pruned), blocks = try LlamaModel(directory: quantized)
+        #expect(blocks.weights.quantization == .q8_0 && Double(blocks.weights.weightBytes) < 0.5 * Double(parent.weights.weightBytes))
+        let tokenizer = try BPETokenizer(huggingFaceJSON: pruned.appendingPathComponent("tokenizer.json"), tokenizerConfig: nil)
+        let tokens = tokenizer.encode("The history of the railway in Britain began in the early nineteenth century, when engineers in the north of England built lines to carry coal.")
+        let p = parent.logits(try parent.forwardPacked([tokens]), rows: tokens.count).array
+        let q = blocks.logits(try blocks.forwardPacked([tokens]), rows: tokens.count).array
+        let vocabulary = parent.config.vocabSize
+        var kl = 0.0, agree = 0
+        func logSoftmax(_ row: ArraySlice<Float>) -> [Double] {
+            let top = Double(row.max()!)
+            let z = top + log(row.reduce(0.0) { $0 + exp(Double($1) - top) })
+            return row.map { Double($0) - z }
+        }
+        for row in 0 ..< tokens.count {
+            let a = logSoftmax(p[row * vocabulary ..< (row + 1) * vocabulary]), b = logSoftmax(q[row * vocabulary ..< (row + 1) * vocabulary])
+            for i in 0 ..< vocabulary { kl += exp(a[i]) * (a[i] - b[i]) }
+            if a.indices.max(by: { a[$0] < a[$1] }) == b.indices.max(by: { b[$0] < b[$1] }) { agree += 1 }
+        }
+        kl /= Double(tokens.count)
+        #expect(kl < 0.01, "mean KL \(kl)")
+        #expect(Double(agree) / Double(tokens.count) >= 0.85, "\(agree) of \(tokens.count) argmax agree")
     }
 }

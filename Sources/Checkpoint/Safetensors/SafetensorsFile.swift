@@ -172,6 +172,7 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
     case notFloatingPoint(path: String, tensor: String, dtype: TensorDType)
     case duplicateTensor(name: String)
     case producedWrongSize(tensor: String, expected: Int, found: Int)
+    case invalidQuantization(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -192,10 +193,11 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
         case .trailingBytes(let path, let used, let dataSize):
             "\(path): tensors cover \(used) bytes but the data section holds \(dataSize)"
         case .missingTensor(let path, let name): "\(path): tensor '\(name)' is missing"
-        case .notFloatingPoint(let path, let tensor, let dtype): "\(path): tensor '\(tensor)' is \(dtype.rawValue), not a float type"
+        case .notFloatingPoint(let path, let tensor, let dtype): "\(path): tensor '\(tensor)' is \(dtype.rawValue), not a float type (a quantized model's blocks are read by the runtime only; training and compression need the fp32 variant)"
         case .duplicateTensor(let name): "tensor '\(name)' is written twice"
         case .producedWrongSize(let tensor, let expected, let found):
             "tensor '\(tensor)': producer wrote \(found) bytes, its shape needs \(expected)"
+        case .invalidQuantization(let path, let reason): "\(path): not a quantized checkpoint hubctl reads: \(reason)"
         }
     }
 }

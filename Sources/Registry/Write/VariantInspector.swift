@@ -15,7 +15,7 @@ enum VariantInspector {
         guard let configURL = try url("config.json"), let weightsURL = try url("model.safetensors") else { return nil }
         let config = try LlamaConfig.load(from: configURL)
         let weights = try SafetensorsFile(path: weightsURL.path)
-        let parameters = ParameterCount(tensors: weights.entries.map { ($0.name, $0.shape) })
+        let parameters = ParameterCount(tensors: try QuantizedTensors.logicalShapes(of: weights))
         return VariantRecord(kind: kind, architecture: config.modelType, parameters: parameters.total,
                              embeddingParameters: parameters.embedding, bytes: files.reduce(0) { $0 + $1.size },
                              configJSON: String(decoding: try config.jsonData(), as: UTF8.self), sourceJSON: sourceJSON)
@@ -41,12 +41,13 @@ enum VariantInspector {
     }
 }
 
-/// What a lineage edge carries: the compression recipe (`recipe.json`) or the fine-tune
-/// record (`finetune.json`) that made a variant from its parent. Both name the parent's exact
-/// weights by sha256, which is what makes the edge checkable.
+/// What a lineage edge carries: the compression recipe (`recipe.json`), the fine-tune record
+/// (`finetune.json`) or the quantization record (`quantization.json`) that made a variant from
+/// its parent. Each names the parent's exact weights by sha256, which is what makes the edge
+/// checkable.
 struct LineageRecord: Sendable {
     /// The files a variant's directory may hold its record in, in the order they are looked for.
-    static let fileNames = ["recipe.json", "finetune.json"]
+    static let fileNames = ["recipe.json", "finetune.json", "quantization.json"]
 
     let fileName: String
     let data: Data
@@ -58,7 +59,14 @@ struct LineageRecord: Sendable {
     init(fileName: String, data: Data, location: String) throws {
         self.fileName = fileName
         self.data = data
-        if fileName == "finetune.json" {
+        if fileName == "quantization.json" {
+            let record: QuantizationRecord
+            do { record = try JSONDecoder().decode(QuantizationRecord.self, from: data) } catch {
+                throw RegistryError.invalidVariant(path: location, reason: "not a quantization record (schemas/quantization.schema.json): \(error)")
+            }
+            inputSHA256 = record.parentCheckpointSHA256
+            summary = "\(record.type) quantization, \(record.quantizedTensors) matrices"
+        } else if fileName == "finetune.json" {
             guard let record = try? JSONValue(json: String(decoding: data, as: UTF8.self)),
                   let parent = record["parent_checkpoint_sha256"]?.stringValue, let digest = try? SHA256Digest(hex: parent) else {
                 throw RegistryError.invalidVariant(path: location, reason: "not a fine-tune record (schemas/finetune.schema.json)")
