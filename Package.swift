@@ -33,7 +33,9 @@ let package = Package(
         // The numerical modules are compiled optimized even in debug builds: unoptimized SIMD
         // code and weight surgery loops are one to two orders of magnitude slower, which would
         // make the tests crawl.
-        .target(name: "Transformer", dependencies: ["Checkpoint", "COpenBLAS"],
+        // The quantized-block GEMV loops, alone in a module compiled for AVX2 (see BlockKernels.swift).
+        .target(name: "BlockKernels", swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
+        .target(name: "Transformer", dependencies: ["Checkpoint", "BlockKernels", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS", "CArchive"]),
         // The backward pass and its optimiser: compiled optimized for the same reason.

@@ -1,3 +1,4 @@
+import BlockKernels
 import Checkpoint
 import Dispatch
 
@@ -20,8 +21,8 @@ enum QuantizedKernels {
         nonisolated(unsafe) let x = x, y = y
         let body: @Sendable (Range<Int>) -> Void = { range in
             switch w.type {
-            case .q8_0: q8_0Rows(w, range, x, y, accumulate: accumulate)
-            default: q4_0Rows(w, range, x, y, accumulate: accumulate)
+            case .q8_0: BlockKernels.q8_0(w.blocks, rowBytes: w.rowBytes, columns: w.columns, rows: range, x, y, accumulate: accumulate)
+            default: BlockKernels.q4_0(w.blocks, rowBytes: w.rowBytes, columns: w.columns, rows: range, x, y, accumulate: accumulate)
             }
         }
         if workers < 2 {
@@ -38,50 +39,6 @@ enum QuantizedKernels {
 
     @inline(__always) private static func scale(_ block: UnsafeRawPointer) -> Float {
         Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-    }
-
-    private static func q8_0Rows(_ w: QuantizedMatrix, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                 accumulate: Bool) {
-        let blocks = w.columns / 32, rowBytes = w.rowBytes
-        let xs = UnsafeRawPointer(x)
-        for r in range {
-            var row = w.blocks + r * rowBytes
-            var sum = SIMD16<Float>()
-            for b in 0 ..< blocks {
-                let d = scale(row)
-                let q = (row + 2).loadUnaligned(as: SIMD32<Int8>.self)
-                let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q.lowHalf))
-                let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q.highHalf))
-                let x0 = xs.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
-                let x1 = xs.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                sum += (lo * x0 + hi * x1) * d
-                row += 34
-            }
-            y[r] = accumulate ? y[r] + sum.sum() : sum.sum()
-        }
-    }
-
-    private static func q4_0Rows(_ w: QuantizedMatrix, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                 accumulate: Bool) {
-        let blocks = w.columns / 32, rowBytes = w.rowBytes
-        let xs = UnsafeRawPointer(x)
-        let mask = SIMD16<UInt8>(repeating: 0x0F), eight = SIMD16<Float>(repeating: 8)
-        for r in range {
-            var row = w.blocks + r * rowBytes
-            var sum = SIMD16<Float>()
-            for b in 0 ..< blocks {
-                let d = scale(row)
-                let q = (row + 2).loadUnaligned(as: SIMD16<UInt8>.self)
-                // Low nibbles are weights 0..15 of the block, high nibbles 16..31, offset by 8.
-                let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q & mask)) - eight
-                let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q &>> 4)) - eight
-                let x0 = xs.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
-                let x1 = xs.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-                sum += (lo * x0 + hi * x1) * d
-                row += 18
-            }
-            y[r] = accumulate ? y[r] + sum.sum() : sum.sum()
-        }
     }
 
     /// Rows [first, first + count) widened to fp32 into `out` ([count, columns]), bit for bit
