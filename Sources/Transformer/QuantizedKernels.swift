@@ -5,11 +5,10 @@ import Dispatch
 /// Products with weights kept in GGML's Q8_0 or Q4_0 blocks (32 weights and one fp16 scale per
 /// block), never dequantized as a whole. Decoding is bound by the bytes it streams: a Q8_0
 /// block is 34 bytes for 32 weights (fp32: 128), a Q4_0 block 18, so a decode step reads a
-/// quarter or an eighth of what fp32 reads, and the arithmetic to widen the integers hides
-/// behind the memory traffic.
+/// quarter or an eighth of what fp32 reads.
 ///
 /// - One row (decode): a GEMV that streams each block once, rows split across the threads BLAS
-///   is given; per row, one SIMD accumulator of q·x·d, summed at the end.
+///   is given (the row loops are `BlockKernels`, compiled for AVX2).
 /// - Several rows (prefill, scoring): the weight rows are widened to fp32 a tile at a time into
 ///   a scratch buffer and multiplied by sgemm, so a prompt still runs at GEMM speed while the
 ///   model's resident memory stays quantized.
@@ -37,12 +36,8 @@ enum QuantizedKernels {
         }
     }
 
-    @inline(__always) private static func scale(_ block: UnsafeRawPointer) -> Float {
-        Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-    }
-
-    /// Rows [first, first + count) widened to fp32 into `out` ([count, columns]), bit for bit
-    /// as `Dequantizer` (and ggml) widen them; large tiles are split across the BLAS threads.
+    /// Rows [first, first + count) widened to fp32 into `out` ([count, columns]) by `Dequantizer`
+    /// (bit for bit as ggml widens them); large tiles are split across the BLAS threads.
     static func dequantize(_ w: QuantizedMatrix, rows first: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
         let workers = min(BLASThreads.count, count)
         if workers < 2 || count * w.columns < 65_536 {
@@ -57,26 +52,8 @@ enum QuantizedKernels {
         }
     }
 
+    // Rows are contiguous runs of blocks, so a range of them is one call of ggml's reference decoding.
     private static func dequantizeRows(_ w: QuantizedMatrix, rows first: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-        let blocks = w.columns / 32
-        for r in 0 ..< count {
-            var row = w.blocks + (first + r) * w.rowBytes
-            let o = out + r * w.columns
-            for b in 0 ..< blocks {
-                let d = scale(row)
-                let ob = o + b * 32
-                if w.type == .q8_0 {
-                    for i in 0 ..< 32 { ob[i] = Float(row.load(fromByteOffset: 2 + i, as: Int8.self)) * d }
-                    row += 34
-                } else {
-                    for i in 0 ..< 16 {
-                        let byte = row.load(fromByteOffset: 2 + i, as: UInt8.self)
-                        ob[i] = Float(Int(byte & 0x0F) - 8) * d
-                        ob[i + 16] = Float(Int(byte >> 4) - 8) * d
-                    }
-                    row += 18
-                }
-            }
-        }
+        Dequantizer.decode(w.type, w.blocks + first * w.rowBytes, out, blocks: count * w.columns / w.type.blockSize)
     }
 }

@@ -40,11 +40,12 @@ struct Quantize: ParsableCommand {
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
-        guard let blockType = QuantizedTensors.type(named: type) else { throw QuantizationError.unsupportedType(type) }
-        let head = try headType.map { name throws in
+        func parse(_ name: String) throws -> GGMLType {
             guard let type = QuantizedTensors.type(named: name) else { throw QuantizationError.unsupportedType(name) }
             return type
         }
+        let blockType = try parse(type)
+        let head = try headType.map(parse)
         let files = try ModelLocator.locate(model, data: data)
         let record = try ModelQuantizer.quantize(
             ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig),

@@ -25,7 +25,10 @@ public enum Dequantizer {
         }
     }
 
-    private static func decode(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, blocks: Int) {
+    /// Decodes `blocks` consecutive blocks of `type` (elements, for the float types) from `src`
+    /// into `dst`, on the calling thread: what a caller that splits its own work uses (the
+    /// runtime widening tiles of a quantized matrix). `type` must be dequantizable.
+    public static func decode(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, blocks: Int) {
         switch type {
         case .f32: dst.update(from: src.assumingMemoryBound(to: Float.self), count: blocks)
         case .f16: for i in 0 ..< blocks { dst[i] = half(src, i * 2) }
