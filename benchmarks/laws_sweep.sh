@@ -10,8 +10,12 @@
 #      (width-prune-global × r 0.1, 0.3, 0.5 × D 12k and 49k tokens); 3-finetune-prunenet.json
 #      (the same budgets for prunenet); 4-depth-no-finetune.json (depth-prune-influence × r
 #      0.1–0.5). The order puts first what the fits need most, so a run cut short still fits;
-#      each finished build's variant cards are copied to $results/cards, so the measured points
-#      outlive the registry (a fresh machine starts with an empty one);
+#      after each build the registry's family (every variant with its lineage and metrics
+#      records) is saved to $results/families/<base revision>.json and its cards to
+#      $results/cards, so the measured points outlive the registry: on a fresh machine (an
+#      empty registry, a new base revision) the recipes whose builds a saved family already
+#      holds are not built again, and every fit and the report take the saved families in
+#      with --family (their variants must descend from the same base weights);
 #   3. after each sweep, a check: the laws fitted so far predict width-prune-global at r = 0.25
 #      (a ratio no sweep has), without fine-tuning and then with 49k tokens; each prediction is
 #      written down *before* its variant is built (benchmarks/laws/check-*.json);
@@ -35,6 +39,13 @@ mkdir -p "$results"
 
 "$hubctl" init
 "$hubctl" import "$HUB_MODEL_GGUF" "$base"
+revision=$("$hubctl" card "$base" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["revision"])')
+mkdir -p "$results/families"
+# The families other registries measured (this one's own file is rewritten after each build).
+families=()
+for file in "$results"/families/*.json; do
+    [ -e "$file" ] && [ "$(basename "$file" .json)" != "$revision" ] && families+=(--family "$file")
+done
 if ! "$hubctl" card "$base" --json | grep -q '"suite" : "full"'; then
     log "the base's full-suite metrics (held-out loss, 4 tasks × 300 examples, latency)"
     "$hubctl" eval "$base" --suite full --record --json > "$results/base.json"
@@ -44,7 +55,24 @@ start_daemon "$hubctl" "$results/daemon.log" --build-threads "$build_threads"
 trap 'kill $daemon 2>/dev/null || true' EXIT
 export HUB_ENDPOINT="http://127.0.0.1:$port"
 
+# built_elsewhere RECIPE: whether a saved family from another registry holds every variant
+# the recipe's recorded build made.
+built_elsewhere() {
+    local record="$results/$(basename "$1" .json).build.json"
+    [ -s "$record" ] && [ ${#families[@]} -gt 0 ] || return 1
+    python3 - "$record" "$results/families" "$revision" <<'PY'
+import glob, json, os, sys
+record, folder, revision = sys.argv[1:]
+wanted = {v["repository"] for v in json.load(open(record))["result"]["variants"]}
+held = set()
+for path in glob.glob(os.path.join(folder, "*.json")):
+    if os.path.basename(path) != revision + ".json":
+        held |= {m["repository"] for m in json.load(open(path))}
+sys.exit(0 if wanted <= held else 1)
+PY
+}
 build() {  # build RECIPE: submit to the daemon, follow it, keep its record
+    if built_elsewhere "$1"; then log "$1: its variants were measured in another registry (saved family); not built again"; return; fi
     log "building $1"
     local id
     id=$("$hubctl" build submit "$1")
@@ -55,15 +83,18 @@ build() {  # build RECIPE: submit to the daemon, follow it, keep its record
         "$results/$(basename "$1" .json).build.json" | while read -r repo; do
         "$hubctl" card "$repo" --json > "$results/cards/${repo//\//--}.json"
     done
+    "$hubctl" laws save-family "$base" -o "$results/families/$revision.json"
 }
 # predict_then_build RECIPE TOKENS: the laws fitted so far (check variants held out) predict
 # the recipe's variant, the prediction is kept, then the variant is built.
 predict_then_build() {
     local name held=()
     name=$(basename "$1" .json)
-    for repo in laws/check laws/check-ft49k; do "$hubctl" card "$repo" >/dev/null 2>&1 && held+=("$repo"); done
+    for repo in laws/check laws/check-ft49k; do
+        "$hubctl" card "$repo" >/dev/null 2>&1 || grep -qs "\"repository\" : \"$repo\"" "$results"/families/*.json && held+=("$repo")
+    done
     if [ ! -s "$results/$name.prediction.json" ]; then
-        "$hubctl" laws fit "$base" --suite full ${held[@]:+--hold-out "${held[@]}"} > "$results/$name.laws-before.txt"
+        "$hubctl" laws fit "$base" --suite full ${held[@]:+--hold-out "${held[@]}"} "${families[@]}" > "$results/$name.laws-before.txt"
         "$hubctl" laws predict "$base" --method width-prune-global --ratio 0.25 --tokens "$2" --json > "$results/$name.prediction.json"
     fi
     build "$1"
@@ -77,8 +108,8 @@ build benchmarks/laws/3-finetune-prunenet.json
 build benchmarks/laws/4-depth-no-finetune.json
 
 # The final fit, with both checks held out: the report sets them against its predictions.
-"$hubctl" laws fit "$base" --suite full --hold-out laws/check laws/check-ft49k > /dev/null
+"$hubctl" laws fit "$base" --suite full --hold-out laws/check laws/check-ft49k "${families[@]}" > /dev/null
 "$hubctl" laws show "$base" --suite full > "$results/laws.txt"
 "$hubctl" laws show "$base" --suite full --json > "$results/laws.json"
-"$hubctl" laws report "$base" --suite full -o docs/laws
+"$hubctl" laws report "$base" --suite full "${families[@]}" -o docs/laws
 log "report written to docs/laws/README.md"

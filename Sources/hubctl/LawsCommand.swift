@@ -24,8 +24,30 @@ struct LawsCommand: ParsableCommand {
           hubctl laws predict smollm2/SmolLM2-135M-Instruct --method width-prune \\
             --ratio 0.25 --tokens 50000
           hubctl laws report smollm2/SmolLM2-135M-Instruct --suite full -o docs/laws
+
+        A sweep can span machines: hubctl laws save-family writes the variants measured \
+        here to a file, and fit and report take it back with --family on a registry that \
+        holds the same base.
         """,
-        subcommands: [Fit.self, Show.self, Predict.self, Report.self])
+        subcommands: [Fit.self, Show.self, Predict.self, Report.self, SaveFamily.self])
+
+    /// Saved families (hubctl laws save-family, or GET /api/models/{repo}/variants) whose
+    /// variants join the fit.
+    struct FamilyFiles: ParsableArguments {
+        @Option(name: .customLong("family"), help: ArgumentHelp(
+            "A family saved from another registry (hubctl laws save-family); its variants join the fit. Repeatable.",
+            valueName: "file"))
+        var files: [String] = []
+
+        func members() throws -> [FamilyMember] {
+            try files.flatMap { path -> [FamilyMember] in
+                guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--family \(path): no such file") }
+                do { return try JSONDecoder().decode([FamilyMember].self, from: data) } catch {
+                    throw ValidationError("--family \(path): not a saved family (a JSON array of family members, as hubctl laws save-family writes): \(error)")
+                }
+            }
+        }
+    }
 
     struct Fit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Fit every law the base's measured variants allow and store them in the registry.")
@@ -34,13 +56,14 @@ struct LawsCommand: ParsableCommand {
         @Option(help: "The BLAS threads of the latency profile (default: this machine's default).") var threads: Int?
         @Option(parsing: .upToNextOption, help: "Variants to leave out of the fit, kept to check predictions against (hubctl laws report compares them).")
         var holdOut: [String] = []
+        @OptionGroup var family: FamilyFiles
         @Flag(help: "Print the law set as JSON (schemas/laws.schema.json).") var json = false
         @OptionGroup var data: DataDirectoryOption
 
         func run() throws {
             let (name, revision) = try LawsCommand.split(base)
             let set = try data.open().fitLaws(base: name, revision: revision, suite: suite, cpuModel: HardwareProfile.current().cpuModel,
-                                              blasThreads: threads ?? BLASThreads.count, holdOut: holdOut)
+                                              blasThreads: threads ?? BLASThreads.count, holdOut: holdOut, imported: try family.members())
             if json { print(try Output.json(set)) } else { LawsCommand.describe(set) }
         }
     }
@@ -130,16 +153,42 @@ struct LawsCommand: ParsableCommand {
         @Argument(help: "The base, namespace/name[@revision].") var base: String
         @Option(help: "The suite whose laws to report.") var suite = "full"
         @Option(name: .shortAndLong, help: "The directory to write (replaced whole).") var output: String
+        @OptionGroup var family: FamilyFiles
         @OptionGroup var data: DataDirectoryOption
 
         func run() throws {
             let (name, revision) = try LawsCommand.split(base)
-            let command = "hubctl laws report \(base) --suite \(suite) -o \(output)"
-            guard let report = try data.open().lawsReport(base: name, revision: revision, suite: suite, command: command) else {
+            let command = "hubctl laws report \(base) --suite \(suite)" + family.files.map { " --family \($0)" }.joined() + " -o \(output)"
+            guard let report = try data.open().lawsReport(base: name, revision: revision, suite: suite, command: command,
+                                                          imported: try family.members()) else {
                 throw ValidationError("no laws fitted for \(base) on the \(suite) suite yet: run hubctl laws fit \(base) --suite \(suite)")
             }
             try LawsCommand.replaceDirectory(URL(fileURLWithPath: output), with: report.files)
             Output.progress("wrote \(report.files.count) files to \(output)")
+        }
+    }
+
+    struct SaveFamily: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "save-family",
+            abstract: "Save a base's family with every metrics record, for a fit on another machine (laws fit --family).",
+            discussion: """
+            Writes what GET /api/models/{repo}/variants answers: the base and each variant \
+            made from it, with its lineage records and measurements. The file is replaced \
+            atomically. A registry holding the same base (the same weights) fits on it with \
+            hubctl laws fit --family FILE; variants it measured itself take precedence.
+            """)
+        @Argument(help: "The base, namespace/name[@revision].") var base: String
+        @Option(name: .shortAndLong, help: "The JSON file to write.") var output: String
+        @OptionGroup var data: DataDirectoryOption
+
+        func run() throws {
+            let (name, revision) = try LawsCommand.split(base)
+            let members = try data.open().family(of: name, revision: revision)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            try (try encoder.encode(members) + Data("\n".utf8)).write(to: URL(fileURLWithPath: output), options: .atomic)
+            Output.progress("saved \(members.count - 1) variant(s) of \(base) to \(output)")
         }
     }
 
@@ -186,5 +235,6 @@ struct LawsCommand: ParsableCommand {
         }
         for reason in set.skipped { print("not fitted: \(reason)") }
         if let heldOut = set.heldOut { print("held out of the fit: " + heldOut.joined(separator: ", ")) }
+        if let imported = set.imported { print("measured in another registry (--family): \(imported.count) variant(s)") }
     }
 }

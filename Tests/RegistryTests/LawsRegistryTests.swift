@@ -225,6 +225,45 @@ struct LawsRegistryTests {
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("stale.txt").path))
     }
 
+    @Test("a sweep spans registries: a family saved in one joins the fit in another holding the same base, and no other base's")
+    func savedFamily() throws {
+        let (measured, _) = try Self.fixture()
+        let saved = measured.directory.path("family.json")
+        let wrote = try HubctlBinary.run(["laws", "save-family", "team/base", "-o", saved.path, "--data-dir", measured.directory.path("hub").path])
+        #expect(wrote.status == 0, "\(wrote.stderr)")
+        let expected = try measured.registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2)
+
+        // A fresh registry with the same base (and its own team/width, depth, tuned) knows no
+        // slicegpt variant until the saved family joins.
+        let fresh = try HubFamilyFixture()
+        let alone = try fresh.registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2)
+        #expect(alone.law("loss", method: "slicegpt", form: .quadratic) == nil && alone.imported == nil)
+        let fitted = try HubctlBinary.run(["laws", "fit", "team/base", "--threads", "2", "--family", saved.path, "--json",
+                                           "--data-dir", fresh.directory.path("hub").path])
+        #expect(fitted.status == 0, "\(fitted.stderr)")
+        let set = try JSONDecoder().decode(LawSet.self, from: Data(fitted.stdout.utf8))
+        // The five slicegpt variants measured there; team/width, depth and tuned are measured here too, so here wins.
+        #expect(set.imported?.count == 5 && set.imported?.allSatisfy { $0.hasPrefix("laws/w") } == true, "\(String(describing: set.imported))")
+        #expect(set.skipped.filter { $0.contains("this registry measured") }.count == 3, "\(set.skipped)")
+        let quadratic = try #require(set.law("loss", method: "slicegpt", form: .quadratic))
+        let reference = try #require(expected.law("loss", method: "slicegpt", form: .quadratic))
+        #expect(quadratic.points == reference.points)
+        for (got, want) in zip(quadratic.coefficients.map(\.value), reference.coefficients.map(\.value)) { #expect(abs(got - want) < 1e-9) }
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/laws.schema.json"))
+        #expect(validator.violations(of: try JSONSerialization.jsonObject(with: Data(fitted.stdout.utf8))) == [])
+
+        // A family whose compressions started from other weights is refused, naming the variant, and nothing is stored.
+        let weights = try measured.registry.store.files(of: measured.base.id).first { $0.path == "model.safetensors" }!.sha256.hex
+        let foreign = measured.directory.path("foreign.json")
+        try Data(try String(contentsOf: saved, encoding: .utf8).replacingOccurrences(of: weights, with: String(repeating: "0", count: 64)).utf8)
+            .write(to: foreign)
+        let refused = try HubctlBinary.run(["laws", "fit", "team/base", "--family", foreign.path, "--data-dir", fresh.directory.path("hub").path])
+        #expect(refused.status != 0 && refused.stderr.contains("a saved family joins only the laws of its own base"), "\(refused.stderr)")
+        #expect(try fresh.registry.laws(base: RepositoryName("team/base"))?.createdAt == set.createdAt)
+        let garbled = try HubctlBinary.run(["laws", "fit", "team/base", "--family", foreign.path + ".missing", "--data-dir", fresh.directory.path("hub").path])
+        #expect(garbled.status != 0 && garbled.stderr.contains("no such file"))
+    }
+
     static func fetch(_ registry: HubRegistry, _ path: String) throws -> String {
         let reader = PageRoutes(service: ModelReadService(registry: registry), registry: registry, auth: Authenticator(store: registry.store))
         let parts = path.split(separator: "/").map(String.init)

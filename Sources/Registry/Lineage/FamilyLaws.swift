@@ -19,10 +19,13 @@ public struct LawSet: Codable, Sendable, Equatable {
     public let skipped: [String]
     /// Repositories left out of the fit on purpose: variants kept to check predictions against.
     public var heldOut: [String]? = nil
+    /// Variants measured in another registry that joined the fit from a saved family
+    /// (`hubctl laws fit --family`), as repository@revision.
+    public var imported: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case base, baseRevision = "base_revision", suite, cpuModel = "cpu_model", blasThreads = "blas_threads"
-        case createdAt = "created_at", laws, skipped, heldOut = "held_out"
+        case createdAt = "created_at", laws, skipped, heldOut = "held_out", imported
     }
 
     /// The law for `metric` by `method` in `form`, if fitted.
@@ -115,13 +118,47 @@ public enum FamilyLaws {
 }
 
 extension HubRegistry {
+    /// The members the laws of a base are fitted on: its family in this registry, joined by
+    /// `imported` members, variants measured in another registry and saved from there (what
+    /// `GET /api/models/{repo}/variants` answers). A sweep takes hours; saving its family lets
+    /// it span machines whose registries do not survive. An imported variant counts only if
+    /// its compression started from this base's exact weights (the sha256 its compression
+    /// record names); one whose repository this registry also holds is left to the local
+    /// measurement, and `notes` says so.
+    public func lawMembers(of repository: RepositoryName, revision: String = "main", imported: [FamilyMember] = []) throws
+        -> (members: [FamilyMember], imported: [String], notes: [String]) {
+        let members = try family(of: repository, revision: revision)
+        guard let root = members.first(where: { $0.kind == .base }) else { throw RegistryError.notAModel(repository, revision: revision) }
+        guard !imported.isEmpty else { return (members, [], []) }
+        guard let weights = try store.files(of: root.revision).first(where: { $0.path == "model.safetensors" })?.sha256.hex else {
+            throw RegistryError.notAModel(repository, revision: root.revision)
+        }
+        var joined = members, used: [String] = [], notes: [String] = []
+        for member in imported where member.kind != .base {
+            let reference = "\(member.repository)@\(member.revision.prefix(10))"
+            let start = member.edges.first?["base_checkpoint_sha256"]?.stringValue
+            guard start == weights else {
+                throw RegistryError.invalidVariant(
+                    path: reference, reason: start.map { "compressed from weights \($0), not \(repository)'s model.safetensors (\(weights)); a saved family joins only the laws of its own base" }
+                        ?? "its first lineage record names no base_checkpoint_sha256, so nothing shows it descends from \(repository)")
+            }
+            if joined.contains(where: { $0.repository == member.repository }) {
+                notes.append("\(reference) from a saved family: this registry measured \(member.repository) itself, and that measurement is used")
+                continue
+            }
+            joined.append(member)
+            used.append("\(member.repository)@\(member.revision)")
+        }
+        return (joined, used, notes)
+    }
+
     /// Fits every law the base's family allows and stores the set (with its points and
     /// bootstrap refits) in the registry.
     /// `holdOut` names variants to leave out (kept to check predictions against); each must be
-    /// a member of the family.
+    /// a member of the family. `imported` are variants measured elsewhere (see `lawMembers`).
     public func fitLaws(base repository: RepositoryName, revision: String = "main", suite: String, cpuModel: String?, blasThreads: Int?,
-                        holdOut: [String] = [], fitter: LawFitter = LawFitter()) throws -> LawSet {
-        let members = try family(of: repository, revision: revision)
+                        holdOut: [String] = [], imported: [FamilyMember] = [], fitter: LawFitter = LawFitter()) throws -> LawSet {
+        let (members, used, notes) = try lawMembers(of: repository, revision: revision, imported: imported)
         guard let root = members.first(where: { $0.kind == .base }) else { throw RegistryError.notAModel(repository, revision: revision) }
         for name in holdOut where !members.contains(where: { $0.repository == name && $0.kind != .base }) {
             throw RegistryError.invalidVariant(path: name, reason: "not a variant of \(repository)'s family, so it cannot be held out of its laws")
@@ -129,8 +166,9 @@ extension HubRegistry {
         let (laws, skipped) = FamilyLaws.fit(members.filter { !holdOut.contains($0.repository) }, suite: suite, cpuModel: cpuModel,
                                              blasThreads: blasThreads, fitter: fitter)
         var set = LawSet(base: repository.description, baseRevision: root.revision, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads,
-                         createdAt: Timestamp.now(), laws: laws, skipped: skipped)
+                         createdAt: Timestamp.now(), laws: laws, skipped: skipped + notes)
         if !holdOut.isEmpty { set.heldOut = holdOut.sorted() }
+        if !used.isEmpty { set.imported = used.sorted() }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try store.storeLaws(baseRevisionID: root.revision, suite: suite, recordJSON: String(decoding: try encoder.encode(set), as: UTF8.self))

@@ -41,6 +41,10 @@ public struct LawsReport: Sendable {
             + Array(Set(lossPoints.filter { $0.ratio > 0 }.map { Self.f2($0.ratio) })).sorted().joined(separator: ", ")
             + "; fine-tuning budgets D = " + budgets.map { "\($0)" }.joined(separator: ", ") + ".\n\n"
 
+        if let imported = set.imported {
+            md += "\(imported.count) of these variants were measured in another registry and joined the fit from its saved family "
+                + "(`hubctl laws fit --family`); their compression records name this base's weights.\n\n"
+        }
         if let heldOut = set.heldOut { md += "Held out of the fit, to check predictions against: " + heldOut.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n" }
         md += "## Findings against the paper\n\n"
         md += Self.lossShape(set, methods: methods, fitter: fitter)
@@ -270,8 +274,11 @@ public struct LawsReport: Sendable {
 
 extension HubRegistry {
     /// The laws report for the base's newest law set of `suite`; nil when none is stored.
-    public func lawsReport(base repository: RepositoryName, revision: String = "main", suite: String, command: String) throws -> LawsReport? {
+    /// `imported`: variants measured in another registry (see `lawMembers`), so that held-out
+    /// variants measured there are checked too.
+    public func lawsReport(base repository: RepositoryName, revision: String = "main", suite: String, command: String,
+                           imported: [FamilyMember] = []) throws -> LawsReport? {
         guard let set = try laws(base: repository, revision: revision, suite: suite) else { return nil }
-        return LawsReport(set: set, members: try family(of: repository, revision: revision), command: command)
+        return LawsReport(set: set, members: try lawMembers(of: repository, revision: revision, imported: imported).members, command: command)
     }
 }
