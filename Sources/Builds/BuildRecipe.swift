@@ -2,8 +2,8 @@ import Compressor
 import Foundation
 import HubCore
 
-/// What a build makes: a base revision, a compression, and an evaluation, registered as a
-/// variant. Its JSON form is `schemas/build-recipe.schema.json`. A recipe with a `sweep`
+/// What a build makes: a base revision, a compression, an optional recovery fine-tune and
+/// quantization, and an evaluation, registered as a variant. Its JSON form is `schemas/build-recipe.schema.json`. A recipe with a `sweep`
 /// instead of a `compression` stands for the grid of methods × ratios, one variant each.
 public struct BuildRecipe: Codable, Sendable, Equatable {
     public struct Compression: Codable, Sendable, Equatable {
@@ -37,6 +37,23 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey { case tokens, loraRank = "lora_rank", distill }
     }
 
+    /// Block quantization of the finished variant (after any fine-tune), in the blocks the
+    /// runtime decodes from: `hubctl quantize` as a stage. The fp32 variant is committed too,
+    /// as the quantized one's lineage parent.
+    public struct Quantization: Codable, Sendable, Equatable {
+        /// q8_0 or q4_0.
+        public var type: String
+        /// The output matrix's type (default: q8_0 under q4_0, else `type`).
+        public var headType: String?
+
+        public init(type: String, headType: String? = nil) {
+            self.type = type
+            self.headType = headType
+        }
+
+        enum CodingKeys: String, CodingKey { case type, headType = "head_type" }
+    }
+
     public struct Sweep: Codable, Sendable, Equatable {
         public var methods: [String]
         public var ratios: [Double]
@@ -68,28 +85,45 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
     public var name: String
     public var compression: Compression?
     public var finetune: FineTune?
+    /// Applies to every cell of a sweep.
+    public var quantization: Quantization?
     public var sweep: Sweep?
     public var evaluation: Evaluation
 
-    public init(base: String, name: String, compression: Compression? = nil, finetune: FineTune? = nil, sweep: Sweep? = nil,
-                evaluation: Evaluation = Evaluation()) {
+    public init(base: String, name: String, compression: Compression? = nil, finetune: FineTune? = nil, quantization: Quantization? = nil,
+                sweep: Sweep? = nil, evaluation: Evaluation = Evaluation()) {
         self.base = base
         self.name = name
         self.compression = compression
         self.finetune = finetune
+        self.quantization = quantization
         self.sweep = sweep
         self.evaluation = evaluation
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion = "schema_version", base, name, compression, finetune, sweep, evaluation }
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version", base, name, compression, finetune, quantization, sweep, evaluation
+    }
+
+    /// Where a quantized build's fp32 variant is committed (its lineage parent): the sweep
+    /// cell's name without its `-q8_0`, or the name with `-fp32`.
+    public var unquantizedName: String {
+        guard let quantization else { return name }
+        let suffix = "-\(quantization.type)"
+        return name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : name + "-fp32"
+    }
 
     /// Where a fine-tuned build's compressed variant is committed (its lineage parent): the
     /// sweep cell's name without its budget, or the name with `-compressed`.
     public var compressedName: String {
-        guard let finetune else { return name }
+        guard let finetune else { return unquantizedName }
         let suffix = "-ft\(finetune.tokens / 1000)k"
-        return name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : name + "-compressed"
+        let tuned = quantization.map { name.hasSuffix("-\($0.type)") ? String(name.dropLast($0.type.count + 1)) : name } ?? name
+        return tuned.hasSuffix(suffix) ? String(tuned.dropLast(suffix.count)) : tuned + "-compressed"
     }
+
+    /// The quantization types a recipe may name.
+    public static let quantizationTypes = ["q8_0", "q4_0"]
 
     /// The compression methods a recipe may name.
     public static var knownMethods: [String] { CompressionMethods.all.map(\.name) }
@@ -146,6 +180,14 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
             try check(finetune: finetune, field: "finetune")
         }
         for budget in sweep?.budgets ?? [] where budget != 0 { try check(finetune: FineTune(tokens: budget), field: "sweep.budgets") }
+        if let quantization {
+            guard Self.quantizationTypes.contains(quantization.type) else {
+                throw BuildError.invalidField("quantization.type", "'\(quantization.type)' is not one of \(Self.quantizationTypes.joined(separator: ", "))")
+            }
+            if let head = quantization.headType, !Self.quantizationTypes.contains(head) {
+                throw BuildError.invalidField("quantization.head_type", "'\(head)' is not one of \(Self.quantizationTypes.joined(separator: ", "))")
+            }
+        }
         guard ["smoke", "full"].contains(evaluation.suite) else {
             throw BuildError.invalidField("evaluation.suite", "'\(evaluation.suite)' is not smoke or full")
         }
@@ -161,9 +203,11 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
                 for budget in sweep.budgets ?? [0] {
                     var variant = "\(name)-\(method)-\(Int((ratio * 100).rounded()))"
                     if budget > 0 { variant += "-ft\(budget / 1000)k" }
+                    if let quantization { variant += "-\(quantization.type)" }
                     guard seen.insert(variant).inserted else { continue }
                     recipes.append(BuildRecipe(base: base, name: variant, compression: Compression(method: method, ratio: ratio),
-                                               finetune: budget > 0 ? FineTune(tokens: budget) : nil, evaluation: evaluation))
+                                               finetune: budget > 0 ? FineTune(tokens: budget) : nil, quantization: quantization,
+                                               evaluation: evaluation))
                 }
             }
         }

@@ -27,8 +27,10 @@ public struct StageJob: Sendable, Codable, Equatable {
 /// What one built variant came to: its files, the record of every stage, and its metrics.
 public struct BuildOutput: Sendable {
     public let recipe: BuildRecipe
-    /// The compressed variant, when it was fine-tuned after (its lineage parent).
-    public let compressed: URL?
+    /// The models the build made on the way to the variant, base side first, each with the
+    /// repository it is committed to as the next one's lineage parent: the compressed variant
+    /// when it was fine-tuned or quantized after, the fine-tuned one when it was quantized.
+    public let intermediates: [(name: String, directory: URL)]
     public let variant: URL
     public let metrics: MetricsRecord
     public let stages: [StageRecord]
@@ -99,6 +101,10 @@ public final class BuildRunner: @unchecked Sendable {
                 try Self.fineTune(job.input, finetune, teacher: job.teacher, into: work, checkpoints: checkpoints, assets: assetCache,
                                   events: events)
             }
+        case .quantize:
+            guard let type = settings["type"]?.stringValue else { throw BuildError.invalidField("settings", "a quantize stage needs type") }
+            let quantization = BuildRecipe.Quantization(type: type, headType: settings["head_type"]?.stringValue)
+            return try stage(spec) { work in try Self.quantize(job.input, quantization, into: work) }
         case .evaluate:
             let evaluation = BuildRecipe.Evaluation(suite: settings["suite"]?.stringValue ?? "smoke", latency: flag("latency"))
             return try stage(spec) { work in
@@ -117,7 +123,7 @@ public final class BuildRunner: @unchecked Sendable {
         if let tokens = compression.calibrationTokens { settings["calibration_tokens"] = .number(Double(tokens)) }
         let (variant, compressed) = try execute(StageJob(spec: StageSpec(kind: .compress, inputSHA256: baseSHA, settings: .object(settings)),
                                                          input: base, label: recipe.name))
-        var stages = [compressed], final = variant
+        var stages = [compressed], final = variant, intermediates: [(name: String, directory: URL)] = []
         if let finetune = recipe.finetune {
             let compressedSHA = try SHA256Digest.ofFile(at: variant.appendingPathComponent("model.safetensors"))
             var settings: [String: JSONValue] = ["tokens": .number(Double(finetune.tokens)), "distill": .bool(finetune.distill)]
@@ -127,14 +133,25 @@ public final class BuildRunner: @unchecked Sendable {
                                                        input: ModelFiles(directory: variant), teacher: finetune.distill ? base : nil,
                                                        label: recipe.name))
             stages.append(record)
+            intermediates.append((recipe.compressedName, variant))
             final = tuned
+        }
+        if let quantization = recipe.quantization {
+            var settings: [String: JSONValue] = ["type": .string(quantization.type)]
+            if let head = quantization.headType { settings["head_type"] = .string(head) }
+            let (quantized, record) = try execute(StageJob(spec: StageSpec(kind: .quantize, inputSHA256: try SHA256Digest.ofFile(at: final.appendingPathComponent("model.safetensors")),
+                                                                           settings: .object(settings)),
+                                                           input: ModelFiles(directory: final), label: recipe.name))
+            stages.append(record)
+            intermediates.append((recipe.unquantizedName, final))
+            final = quantized
         }
         let variantFiles = ModelFiles(directory: final)
         let evaluate = StageSpec(kind: .evaluate, inputSHA256: try SHA256Digest.ofFile(at: variantFiles.weights),
                                  settings: .object(["suite": .string(recipe.evaluation.suite), "latency": .bool(recipe.evaluation.latency)]))
         let (evaluation, evaluated) = try execute(StageJob(spec: evaluate, input: variantFiles, label: recipe.name))
         let metrics = try JSONDecoder().decode(MetricsRecord.self, from: Data(contentsOf: evaluation.appendingPathComponent("metrics.json")))
-        return BuildOutput(recipe: recipe, compressed: recipe.finetune == nil ? nil : variant, variant: final, metrics: metrics,
+        return BuildOutput(recipe: recipe, intermediates: intermediates, variant: final, metrics: metrics,
                            stages: stages + [evaluated])
     }
 
@@ -185,6 +202,18 @@ public final class BuildRunner: @unchecked Sendable {
                                   ? String(format: "fine-tuning step %d/%d, %d tokens, loss %.3f", step.step, steps, step.tokens, step.loss) : "",
                               fraction: Double(step.step) / Double(steps)))
         }
+        try hoist(output, into: work)
+    }
+
+    /// The quantize stage: `hubctl quantize` as a function of files.
+    static func quantize(_ model: ModelFiles, _ settings: BuildRecipe.Quantization, into work: URL) throws {
+        guard let type = QuantizedTensors.type(named: settings.type) else { throw QuantizationError.unsupportedType(settings.type) }
+        let head = try settings.headType.map { name in
+            guard let head = QuantizedTensors.type(named: name) else { throw QuantizationError.unsupportedType(name) }
+            return head
+        }
+        let output = work.appendingPathComponent("model")
+        _ = try ModelQuantizer.quantize(model, to: type, headType: head, destination: output)
         try hoist(output, into: work)
     }
 

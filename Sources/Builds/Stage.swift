@@ -7,7 +7,7 @@ import HubCore
 /// is found in the cache after that; and it is all a separate process (or a cluster job)
 /// needs to run it: `hubctl stage run <stage.json>`.
 public struct StageSpec: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable { case compress, finetune, evaluate }
+    public enum Kind: String, Codable, Sendable { case compress, finetune, quantize, evaluate }
 
     public let kind: Kind
     /// The sha256 of the input model's model.safetensors.

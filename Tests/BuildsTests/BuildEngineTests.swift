@@ -45,9 +45,26 @@ struct BuildEngineTests {
             return named == "finetune.tokens"
         }
         #expect(try Self.decode(tuned.replacingOccurrences(of: "100", with: "4096")).compressedName == "t/v-compressed")
+        // Quantization: a bad type is refused by name; the fp32 variant (and the compressed one
+        // before a fine-tune) get names of their own, a sweep's cells say their type.
+        let quantized = tuned.replacingOccurrences(of: "100", with: "4096")
+            .replacingOccurrences(of: #", "evaluation""#, with: #", "quantization": {"type": "q8_0"}, "evaluation""#)
+        #expect(try Self.decode(quantized).unquantizedName == "t/v-fp32" && (try Self.decode(quantized).compressedName) == "t/v-compressed")
+        for (bad, field) in [(#""type": "q2_k""#, "quantization.type"), (#""type": "q4_0", "head_type": "f16""#, "quantization.head_type")] {
+            #expect { try Self.decode(quantized.replacingOccurrences(of: #""type": "q8_0""#, with: bad)) } throws: { error in
+                guard case BuildError.invalidField(let named, _) = error else { return false }
+                return named == field
+            }
+        }
+        var quantizedSweep = budgets
+        quantizedSweep.quantization = .init(type: "q4_0")
+        #expect(quantizedSweep.expanded().map(\.name) == ["t/v-width-prune-30-q4_0", "t/v-width-prune-30-ft50k-q4_0"])
+        #expect(quantizedSweep.expanded().map(\.unquantizedName) == ["t/v-width-prune-30", "t/v-width-prune-30-ft50k"])
+        #expect(quantizedSweep.expanded().map(\.compressedName) == ["t/v-width-prune-30", "t/v-width-prune-30"])
         // The schema agrees: it accepts what the engine writes and names the same methods.
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))
-        for recipe in [try Self.decode(good), sweep, budgets] + sweep.expanded() + budgets.expanded() {
+        for recipe in [try Self.decode(good), sweep, budgets, try Self.decode(quantized), quantizedSweep] + sweep.expanded() + budgets.expanded()
+            + quantizedSweep.expanded() {
             #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(recipe))) == [])
         }
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))) as! [String: Any]

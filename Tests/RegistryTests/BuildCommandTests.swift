@@ -43,6 +43,25 @@ struct BuildCommandTests {
         let tunedAudit = try HubctlBinary.run(["lineage", "team/w10-ft", "--audit", "--data-dir", dataDir])
         #expect(tunedAudit.status == 0 && tunedAudit.stdout.contains("distillation teacher"), "\(tunedAudit.stdout)\(tunedAudit.stderr)")
 
+        // The same fine-tune quantized to Q8_0: compression and fine-tune come from the cache,
+        // and the chain is base → compressed → fine-tuned (fp32) → quantized, audited whole.
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/q8", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "quantization": {"type": "q8_0"}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+            .write(to: recipe)
+        let quantized = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(quantized.status == 0, "\(quantized.stderr)")
+        #expect(quantized.stderr.contains("stages: 2 run, 2 reused"), "\(quantized.stderr)")
+        let blocks = try registry.lineage(of: RepositoryName("team/q8"))
+        #expect(blocks.map(\.repository) == ["team/q8", "team/q8-fp32", "team/q8-compressed", "smollm2/base"])
+        #expect(blocks[0].record?["type"]?.stringValue == "q8_0" && blocks[1].record?["loss"]?.stringValue == "distillation")
+        #expect(blocks[0].parameters == blocks[1].parameters && blocks[1].files.first { $0.path == "model.safetensors" }?.sha256
+            == chain[0].files.first { $0.path == "model.safetensors" }?.sha256)
+        // Q8_0 costs next to nothing: the held-out loss within 1% of the fp32 fine-tune's.
+        let fp32Loss = try #require(try registry.card(RepositoryName("team/w10-ft")).metrics.first?.crossEntropy)
+        let q8Loss = try #require(try registry.card(RepositoryName("team/q8")).metrics.first?.crossEntropy)
+        #expect(abs(q8Loss - fp32Loss) / fp32Loss < 0.01, "q8_0 \(q8Loss) against fp32 \(fp32Loss)")
+        let quantizedAudit = try HubctlBinary.run(["lineage", "team/q8", "--audit", "--data-dir", dataDir])
+        #expect(quantizedAudit.status == 0, "\(quantizedAudit.stdout)\(quantizedAudit.stderr)")
+
         // Stages as child processes (hubctl stage run): the same outputs land in the same
         // cache, so an in-process run afterwards reuses both.
         try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w15", "compression": {"method": "weight-prune", "ratio": 0.15}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)

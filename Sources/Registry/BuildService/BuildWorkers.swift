@@ -117,7 +117,7 @@ public final class BuildWorkers: @unchecked Sendable {
         var result = BuildResult()
         do {
             for (index, cell) in cells.enumerated() {
-                let stages = cell.finetune == nil ? 2 : 3
+                let stages = 2 + (cell.finetune == nil ? 0 : 1) + (cell.quantization == nil ? 0 : 1)
                 var stageIndex = 0
                 let base = try registry.modelFiles(cell.base).files
                 // The runner only sequences the cell's stages here; the scheduler runs them.

@@ -90,7 +90,13 @@ public struct LineageAudit: Sendable {
         } else {
             add("input weights", .mismatch, "the record has no \(inputKey), or the parent has no model.safetensors")
         }
-        if isFineTune {
+        // A quantization record also names its parent's weights, but no corpus: it rewrites
+        // the same matrices in blocks, so it keeps the parameter count.
+        if isFineTune, record["quantized_tensors"] != nil {
+            if node.parameters != parent.parameters {
+                add("shape", .mismatch, "quantization keeps the shape, but \(node.parameters) parameters differ from the parent's \(parent.parameters)")
+            }
+        } else if isFineTune {
             if let corpus = record["corpus"]?["sha256"]?.stringValue {
                 add("fine-tuning corpus", status(of: corpus), describe(corpus, what: "corpus"))
             } else {
