@@ -19,12 +19,19 @@ public struct BaseModelImporter {
         self.registry = registry
     }
 
-    public func importGGUF(at url: URL, as repository: RepositoryName, author: String,
+    /// `keepBlocks`: keep the file's Q8_0/Q4_0 matrices as blocks the runtime decodes from
+    /// (`GGUFConverter`), instead of an fp32 checkpoint; recorded as the source's `weights`.
+    public func importGGUF(at url: URL, as repository: RepositoryName, author: String, keepBlocks: Bool = false,
                            progress: ((_ step: String, _ done: Int, _ total: Int) -> Void)? = nil) throws -> Result {
         let gguf = try GGUFFile(path: url.path)
         let sourceDigest = try SHA256Digest.ofFile(at: url)
+        let weightsForm = keepBlocks ? "gguf-blocks" : "fp32"
         if try registry.store.repository(repository) != nil,
-           let existing = try registry.store.variants(withSourceSHA256: sourceDigest, in: repository).last {
+           let existing = try registry.store.variants(withSourceSHA256: sourceDigest, in: repository).last(where: { revision in
+               // Imports from before the field existed were fp32.
+               let source = try registry.store.variant(of: revision.id)?.sourceJSON.map { try JSONValue(json: $0) }
+               return (source?["weights"]?.stringValue ?? "fp32") == weightsForm
+           }) {
             return Result(revision: existing, alreadyImported: true)
         }
         let scratch = registry.scratchDirectory()
@@ -32,9 +39,9 @@ public struct BaseModelImporter {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
 
-        let summary = try GGUFConverter.convert(gguf, to: converted) { _, done, total in progress?("converting", done, total) }
+        let summary = try GGUFConverter.convert(gguf, to: converted, keepBlocks: keepBlocks) { _, done, total in progress?("converting", done, total) }
         let weights = try SafetensorsFile(path: converted.appendingPathComponent("model.safetensors").path)
-        let parameters = ParameterCount(tensors: weights.entries.map { ($0.name, $0.shape) })
+        let parameters = ParameterCount(tensors: try QuantizedTensors.logicalShapes(of: weights))
         var typeCounts: [String: JSONValue] = [:]
         for tensor in gguf.tensors {
             if case .number(let n) = typeCounts[tensor.type.description] ?? .number(0) { typeCounts[tensor.type.description] = .number(n + 1) }
@@ -47,12 +54,14 @@ public struct BaseModelImporter {
             "gguf_name": gguf["general.name"]?.string.map(JSONValue.string) ?? .null,
             "tensor_types": .object(typeCounts),
             "converted_by": .string("hubctl \(HubVersion.current)"),
+            "weights": .string(weightsForm),
         ])
         let sourceJSON = String(decoding: try JSONEncoder.sorted.encode(source), as: UTF8.self)
         let configJSON = String(decoding: try summary.config.jsonData(), as: UTF8.self)
         progress?("storing", 0, 1)
         let revision = try registry.commitDirectory(converted, to: repository,
-                                                    message: "Import \(url.lastPathComponent) as an fp32 base model",
+                                                    message: summary.quantization.map { "Import \(url.lastPathComponent) keeping its \(QuantizedTensors.name(of: $0.type).uppercased()) blocks" }
+                                                        ?? "Import \(url.lastPathComponent) as an fp32 base model",
                                                     author: author) { files in
             VariantRecord(kind: .base, architecture: summary.config.modelType, parameters: parameters.total,
                           embeddingParameters: parameters.embedding, bytes: files.reduce(0) { $0 + $1.size },

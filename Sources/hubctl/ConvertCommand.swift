@@ -4,27 +4,34 @@ import Foundation
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a GGUF checkpoint into a Hugging Face model directory (fp32 safetensors).",
+        abstract: "Convert a GGUF checkpoint into a Hugging Face model directory (fp32 safetensors, or its own Q8_0/Q4_0 blocks).",
         discussion: """
         Dequantizes every tensor to fp32, renames it to the Hugging Face layout, undoes llama.cpp's \
         rotary permutation of the Q and K projections, and writes model.safetensors, config.json, \
         generation_config.json, tokenizer.json and tokenizer_config.json. The output directory \
         appears complete or not at all; an existing one is never overwritten.
 
-        Example:
+        With --keep-blocks, matrices in Q8_0 or Q4_0 are not dequantized: their blocks go into \
+        model.safetensors as they are (the layout hubctl quantize writes), and the runtime \
+        decodes from them. Other types still become fp32.
+
+        Examples:
           hubctl convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2-hf
+          hubctl convert model.q8_0.gguf --keep-blocks -o model-q8
         """
     )
 
     @Argument(help: "The GGUF file to convert.") var gguf: String
     @Option(name: .shortAndLong, help: "The directory to create.") var output: String
+    @Flag(help: "Keep Q8_0 and Q4_0 matrices as blocks instead of dequantizing them.") var keepBlocks = false
 
     func run() throws {
         let file = try GGUFFile(path: gguf)
-        let summary = try GGUFConverter.convert(file, to: URL(fileURLWithPath: output)) { _, done, total in
+        let summary = try GGUFConverter.convert(file, to: URL(fileURLWithPath: output), keepBlocks: keepBlocks) { _, done, total in
             Output.bar("converting", done: done, total: total)
         }
-        print("wrote \(summary.tensorCount) tensors and \(summary.files.count) files to \(summary.directory.path)")
+        let kept = summary.quantization.map { " (\(QuantizedTensors.name(of: $0.type).uppercased()) blocks kept)" } ?? ""
+        print("wrote \(summary.tensorCount) tensors and \(summary.files.count) files to \(summary.directory.path)\(kept)")
     }
 }
 

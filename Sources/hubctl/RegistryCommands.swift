@@ -44,7 +44,9 @@ struct Import: ParsableCommand {
         A GGUF file is converted to an fp32 Hugging Face checkpoint, stored content-addressed and \
         committed as a new revision with a variant record (architecture, parameter counts, size) \
         and the source file's sha256. Importing the same file again is a no-op that prints the \
-        existing revision.
+        existing revision. With --keep-blocks, matrices stored as Q8_0 or Q4_0 stay those very \
+        blocks, which the runtime decodes from (other types still become fp32): a quantized \
+        model without a float copy, as hubctl quantize would write it.
 
         A bundle is checked entry by entry against its manifest (no absolute paths, no '..', no \
         links, sizes and sha256 as listed) before anything is committed; its lineage is restored \
@@ -61,6 +63,7 @@ struct Import: ParsableCommand {
     @Argument(help: "The repository, as namespace/name (required for GGUF; for a bundle, default: the one it was exported from).")
     var repository: String?
     @Option(help: "Author recorded on the revision (default: $USER).") var author: String?
+    @Flag(help: "Keep a GGUF's Q8_0 and Q4_0 matrices as blocks instead of converting them to fp32.") var keepBlocks = false
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
@@ -77,7 +80,7 @@ struct Import: ParsableCommand {
         guard let name else { throw ValidationError("importing a GGUF file needs the repository to create, as namespace/name") }
         let result = try BaseModelImporter(registry: registry).importGGUF(
             at: url, as: name,
-            author: author ?? NSUserName()
+            author: author ?? NSUserName(), keepBlocks: keepBlocks
         ) { step, done, total in Output.bar(step, done: done, total: total) }
         print(result.alreadyImported
             ? "\(name) already holds this file at revision \(result.revision.id)"

@@ -84,6 +84,71 @@ struct GGUFExportTests {
         #expect(reread.tokens == original.tokens && reread.merges == original.merges && reread.eosTokenID == 257)
     }
 
+    @Test("a Q8_0 or Q4_0 GGUF converts with its blocks kept: the quantizer's bytes, rows in HF's rotary order, and the runtime's logits of hubctl quantize")
+    func keptBlocks() throws {
+        let directory = try TemporaryDirectory()
+        var config = try TinyCheckpoint.uniform().config
+        config.hiddenSize = 32
+        config.intermediateSize = 64
+        let model = try Self.model(config, seed: 5, in: directory.path("model"))
+        for type in [GGMLType.q8_0, .q4_0] {
+            let name = QuantizedTensors.name(of: type)
+            let file = directory.path("model.\(name).gguf")
+            _ = try GGUFExporter.export(ModelFiles(directory: directory.path("model")), as: type, name: "tiny", to: file)
+            let kept = directory.path("kept-\(name)")
+            let summary = try GGUFConverter.convert(try GGUFFile(path: file.path), to: kept, keepBlocks: true)
+            #expect(summary.quantization == QuantizedTensors.Layout(type: type))
+            let weights = try SafetensorsFile(path: kept.appendingPathComponent("model.safetensors").path)
+            #expect(try QuantizedTensors.layout(of: weights) == QuantizedTensors.Layout(type: type))
+            // Every matrix holds the blocks the quantizer makes of the original (Q and K in HF
+            // row order, so the GGUF's interleaving was undone on whole rows); norms are fp32.
+            for (tensorName, tensor) in model.tensors {
+                let entry = try #require(weights[tensorName])
+                if tensor.shape.count == 1 {
+                    let values = try weights.floats(tensorName)
+                    #expect(entry.dtype == .f32 && values == tensor.values, "\(tensorName)")
+                    continue
+                }
+                let expected = try tensor.values.withUnsafeBufferPointer { try GGMLQuantizer.encode($0, columns: tensor.shape[1], as: type) }
+                #expect(entry.dtype == .u8 && Array(weights.bytes(of: entry)) == expected, "\(tensorName) in \(name)")
+            }
+            // The runtime on the kept blocks gives exactly the logits of hubctl quantize's output.
+            let quantized = directory.path("quantized-\(name)")
+            let made = try HubctlBinary.run(["quantize", directory.path("model").path, "--type", name, "--head-type", name, "-o", quantized.path])
+            #expect(made.status == 0, "\(made.stderr)")
+            func logits(_ model: URL) throws -> [[Double]] {
+                let run = try HubctlBinary.run(["run", model.path, "ab a b", "--max-tokens", "1", "--json", "--logits", "--threads", "1"])
+                #expect(run.status == 0, "\(run.stderr)")
+                return try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["logits"] as? [[Double]])
+            }
+            let fromGGUF = try logits(kept), fromQuantize = try logits(quantized)
+            #expect(!fromGGUF.isEmpty && fromGGUF == fromQuantize, "\(name)")
+            // Without --keep-blocks the same file becomes fp32, as before.
+            let plain = try GGUFConverter.convert(try GGUFFile(path: file.path), to: directory.path("plain-\(name)"))
+            #expect(plain.quantization == nil)
+            #expect(try SafetensorsFile(path: directory.path("plain-\(name)/model.safetensors").path).entries.allSatisfy { $0.dtype == .f32 })
+        }
+
+        // hubctl import --keep-blocks: a base of blocks, counted by its logical shapes; the
+        // same file imported as fp32 is another revision, and each import again is a no-op.
+        let dataDir = directory.path("hub").path, gguf = directory.path("model.q8_0.gguf").path
+        func card(_ repository: String) throws -> [String: Any] {
+            let shown = try HubctlBinary.run(["card", repository, "--json", "--data-dir", dataDir])
+            return try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any], "\(shown.stderr)")
+        }
+        let blocks = try HubctlBinary.run(["import", gguf, "tiny/q8", "--keep-blocks", "--data-dir", dataDir])
+        #expect(blocks.status == 0, "\(blocks.stderr)")
+        let keptCard = try card("tiny/q8")
+        #expect((keptCard["message"] as? String)?.contains("keeping its Q8_0 blocks") == true, "\(keptCard)")
+        let floats = try HubctlBinary.run(["import", gguf, "tiny/q8", "--data-dir", dataDir])
+        #expect(floats.status == 0 && floats.stdout.contains("imported tiny/q8"), "\(floats.stdout)\(floats.stderr)")
+        let floatCard = try card("tiny/q8")
+        #expect((floatCard["parameters"] as? [String: Any])?["total"] as? Int == (keptCard["parameters"] as? [String: Any])?["total"] as? Int)
+        #expect((floatCard["bytes"] as! Int) > 3 * (keptCard["bytes"] as! Int))
+        let again = try HubctlBinary.run(["import", gguf, "tiny/q8", "--keep-blocks", "--data-dir", dataDir])
+        #expect(again.status == 0 && again.stdout.contains("already holds"), "\(again.stdout)")
+    }
+
     @Test("blocks of different heads and FFN widths, one without attention, one without MLP: llama.cpp's deci layout, Q8_0 within its step")
     func heterogeneousDeci() throws {
         let directory = try TemporaryDirectory()

@@ -7,15 +7,23 @@ public struct ConversionSummary: Sendable {
     public let config: LlamaConfig
     public let tensorCount: Int
     public let files: [String]
+    /// The blocks kept as they were (`keepBlocks`), or nil for an fp32 checkpoint.
+    public let quantization: QuantizedTensors.Layout?
 }
 
 /// Converts a LLaMA-family GGUF file into a Hugging Face model directory: fp32
 /// `model.safetensors`, `config.json`, `generation_config.json`, `tokenizer.json` and
 /// `tokenizer_config.json`. The directory appears whole or not at all.
+///
+/// With `keepBlocks`, a matrix stored in a block type the runtime multiplies with (Q8_0,
+/// Q4_0) is written as those very bytes, a U8 tensor in `QuantizedTensors`' layout, its rows
+/// put back in Hugging Face's rotary order; the runtime then decodes from the GGUF's own
+/// blocks, and nothing is dequantized or quantized again. Every other tensor (norms, and
+/// matrices in types the runtime does not multiply with, such as Q4_1 or Q6_K) becomes fp32.
 public enum GGUFConverter {
     public static let supportedArchitectures: Set<String> = ["llama"]
 
-    public static func convert(_ gguf: GGUFFile, to destination: URL,
+    public static func convert(_ gguf: GGUFFile, to destination: URL, keepBlocks: Bool = false,
                                progress: ((_ tensor: String, _ done: Int, _ total: Int) -> Void)? = nil) throws -> ConversionSummary {
         let config = try llamaConfig(of: gguf)
         let tokenizer = try BPETokenizer(gguf: gguf)
@@ -23,6 +31,8 @@ public enum GGUFConverter {
             throw ConversionError.inconsistent(path: gguf.path, reason: "tokenizer has \(tokenizer.vocabularySize) tokens, the model \(config.vocabSize)")
         }
         let plan = try tensorPlan(of: gguf, config: config)
+        let kept = keepBlocks ? plan.filter { $0.info.shape.count == 2 && QuantizedTensors.supported.contains($0.info.type) } : []
+        let layout = blockLayout(kept)
 
         let fileManager = FileManager.default
         if fileManager.fileExists(atPath: destination.path) { throw AtomicWriteError.destinationExists(destination.path) }
@@ -30,14 +40,24 @@ public enum GGUFConverter {
         try fileManager.createDirectory(at: staging, withIntermediateDirectories: true)
         do {
             var done = 0
+            let keptNames = Set(kept.map(\.name))
             let pending = plan.map { item in
-                PendingTensor(name: item.name, dtype: .f32, shape: item.info.shape) { buffer in
+                if keptNames.contains(item.name) {
+                    let type = item.info.type, rows = item.info.shape[0]
+                    let rowBytes = item.info.shape[1] / type.blockSize * type.bytesPerBlock
+                    return PendingTensor(name: item.name, dtype: .u8, shape: [rows, rowBytes]) { buffer in
+                        writeBlocks(item, from: gguf, config: config, rowBytes: rowBytes, into: buffer)
+                        done += 1
+                        progress?(item.name, done, plan.count)
+                    }
+                }
+                return PendingTensor(name: item.name, dtype: .f32, shape: item.info.shape) { buffer in
                     try write(item, from: gguf, config: config, into: buffer.bindMemory(to: Float.self))
                     done += 1
                     progress?(item.name, done, plan.count)
                 }
             }
-            try SafetensorsWriter.write(pending, metadata: ["format": "pt", "converted_from": "gguf"],
+            try SafetensorsWriter.write(pending, metadata: ["format": "pt", "converted_from": "gguf"].merging(layout?.metadata ?? [:]) { $1 },
                                         to: staging.appendingPathComponent("model.safetensors"))
             try AtomicFile.write(config.jsonData(), to: staging.appendingPathComponent("config.json"))
             var generation: [String: Any] = ["_from_model_config": true]
@@ -55,7 +75,18 @@ public enum GGUFConverter {
             throw error
         }
         return ConversionSummary(directory: destination, config: config, tensorCount: plan.count,
-                                 files: ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+                                 files: ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"],
+                                 quantization: layout)
+    }
+
+    /// The layout that names the kept blocks: the type most matrices have (ties to the
+    /// smaller), the others as overrides; nil when no block is kept.
+    static func blockLayout(_ kept: [PlannedTensor]) -> QuantizedTensors.Layout? {
+        let counts = Dictionary(grouping: kept, by: \.info.type).mapValues(\.count)
+        guard let type = counts.keys.max(by: { (counts[$0]!, $1.bytesPerBlock) < (counts[$1]!, $0.bytesPerBlock) }) else { return nil }
+        var overrides: [String: GGMLType] = [:]
+        for item in kept where item.info.type != type { overrides[item.name] = item.info.type }
+        return QuantizedTensors.Layout(type: type, overrides: overrides)
     }
 
     /// The Hugging Face config a GGUF file's `llama.*` metadata describes.
@@ -151,6 +182,23 @@ public enum GGUFConverter {
         try Dequantizer.dequantize(raw, type: item.info.type, tensor: item.info.name, into: scratch)
         LlamaTensorNames.reorderRotary(scratch.baseAddress!, into: output.baseAddress!, heads: heads,
                                        headDim: config.resolvedHeadDim, columns: item.info.shape[1], toLlamaCpp: false)
+    }
+
+    /// A kept matrix's blocks, byte for byte; a Q or K projection's rows back in Hugging
+    /// Face's rotary order (rows are independent, so whole rows of blocks move).
+    private static func writeBlocks(_ item: PlannedTensor, from gguf: GGUFFile, config: LlamaConfig, rowBytes: Int,
+                                    into output: UnsafeMutableRawBufferPointer) {
+        let raw = gguf.rawBytes(of: item.info)
+        let heads: Int
+        switch item.permutation {
+        case .none:
+            output.copyMemory(from: raw)
+            return
+        case .queries: heads = config.numAttentionHeads
+        case .keys: heads = config.numKeyValueHeads
+        }
+        LlamaTensorNames.reorderRotaryRows(raw.baseAddress!, into: output.baseAddress!, heads: heads, headDim: config.resolvedHeadDim,
+                                           rowBytes: rowBytes, toLlamaCpp: false)
     }
 
     private static func writeJSON(_ object: Any, to url: URL) throws {

@@ -37,13 +37,21 @@ enum LlamaTensorNames {
     /// row j·headDim/2 + i), to suit its rotate-adjacent-pairs rope; Hugging Face rotates halves.
     static func reorderRotary(_ source: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
                               heads: Int, headDim: Int, columns: Int, toLlamaCpp: Bool) {
+        reorderRotaryRows(UnsafeRawPointer(source), into: UnsafeMutableRawPointer(output), heads: heads, headDim: headDim,
+                          rowBytes: columns * MemoryLayout<Float>.stride, toLlamaCpp: toLlamaCpp)
+    }
+
+    /// The same reordering on rows of any encoding, `rowBytes` each: a row of Q8_0 or Q4_0
+    /// blocks moves whole, so quantized projections are reordered without decoding them.
+    static func reorderRotaryRows(_ source: UnsafeRawPointer, into output: UnsafeMutableRawPointer,
+                                  heads: Int, headDim: Int, rowBytes: Int, toLlamaCpp: Bool) {
         let half = headDim / 2
         for h in 0 ..< heads {
             for i in 0 ..< half {
                 for j in 0 ..< 2 {
-                    let interleaved = (h * headDim + 2 * i + j) * columns, halves = (h * headDim + j * half + i) * columns
+                    let interleaved = (h * headDim + 2 * i + j) * rowBytes, halves = (h * headDim + j * half + i) * rowBytes
                     let (from, to) = toLlamaCpp ? (halves, interleaved) : (interleaved, halves)
-                    (output + to).update(from: source + from, count: columns)
+                    (output + to).copyMemory(from: source + from, byteCount: rowBytes)
                 }
             }
         }
