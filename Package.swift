@@ -35,7 +35,9 @@ let package = Package(
         // make the tests crawl.
         // The quantized-block GEMV loops, alone in a module compiled for AVX2 (see BlockKernels.swift).
         .target(name: "BlockKernels", swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
-        .target(name: "Transformer", dependencies: ["Checkpoint", "BlockKernels", "COpenBLAS"],
+        // Names OpenBLAS's kernels where its own detection falls back to old ones (see blas_kernels.c).
+        .target(name: "CBLASKernels", linkerSettings: [.linkedLibrary("openblas")]),
+        .target(name: "Transformer", dependencies: ["Checkpoint", "BlockKernels", "CBLASKernels", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS", "CArchive"]),
         // The backward pass and its optimiser: compiled optimized for the same reason.
@@ -65,7 +67,7 @@ let package = Package(
         .target(name: "HubTestSupport", dependencies: ["HubCore", "Checkpoint", "Transformer"], path: "Tests/HubTestSupport"),
         .testTarget(name: "HubCoreTests", dependencies: ["HubCore", "HubTestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "HubCore", "HubTestSupport"]),
-        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "Checkpoint", "HubTestSupport", "COpenBLAS"]),
         .testTarget(name: "EvaluatorTests", dependencies: ["Evaluator", "Transformer", "Checkpoint", "HubTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Transformer", "Checkpoint", "HubCore", "Evaluator", "HubTestSupport"]),
         .testTarget(name: "CompressorTests", dependencies: ["Compressor", "Transformer", "Checkpoint", "HubTestSupport"]),

@@ -6,8 +6,10 @@ import Transformer
 
 /// fp32 against Q8_0 and Q4_0 weights of the shipped model in the runtime: decode and 512-token
 /// prefill, interleaved round by round so that the machine's drift falls on all three alike,
-/// each decode also against the memory bound for its own weight bytes; then the held-out loss
-/// each costs (optional: --loss-documents N articles of the test split).
+/// each decode also against the memory bound for its own weight bytes; llama.cpp on GGUFs of
+/// the same weights (F32 and Q8_0, bit-identical blocks) in the same rounds when
+/// llama-cpp-python is installed; then the held-out loss each costs (optional:
+/// --loss-documents N articles of the test split).
 enum QuantizedBenchmark {
     static func run(gguf: String, threads: Int, rounds: Int, lossDocuments: Int) throws {
         BLASThreads.count = threads
@@ -26,11 +28,21 @@ enum QuantizedBenchmark {
             print(String(format: "quantized to %@ in %.1f s", type.description, Date().timeIntervalSince(start)))
             models.append((type.description, try LlamaModel(directory: directory), directory))
         }
-        print("runtime, \(threads) threads, \(rounds) rounds; each round: bandwidth, then every model's decode (128 tokens) and prefill (512)")
+        // The same weights as GGUF for llama.cpp: F32, and Q8_0 blocks equal to ours byte for byte.
+        var ggufs: [String: URL] = [:]
+        for type in [GGMLType.f32, .q8_0] {
+            let file = scratch.appendingPathComponent("model.\(type.description).gguf")
+            _ = try GGUFExporter.export(files, as: type, name: "SmolLM2-135M-Instruct", to: file)
+            ggufs[type == .f32 ? "f32" : type.description] = file
+        }
+        let llamaAvailable = pythonBaseline("llama_cpp_runtime.py", [ggufs["f32"]!.path, String(threads), "1"]) != nil
+        print("runtime, \(threads) threads, \(rounds) rounds; each round: bandwidth, then every model's decode (128 tokens) and prefill (512)"
+              + (llamaAvailable ? ", each followed by llama.cpp on the same weights (f32, q8_0)" : "; llama.cpp not measured (pip install llama-cpp-python)"))
 
         let prompt = Array(1000 ..< 1016), long = Array(1000 ..< 1512)
         for entry in models { _ = try entry.model.generate(prompt: prompt, options: GenerationOptions(maxNewTokens: 8)) }
         var decode = [String: [Double]](), prefill = [String: [Double]](), ofBound = [String: [Double]]()
+        var llamaDecode = [String: [Double]](), llamaPrefill = [String: [Double]](), llamaVersion = "?"
         for _ in 0 ..< rounds {
             let bandwidth = max(RuntimeBenchmark.streamingBandwidth(repetitions: 2), RuntimeBenchmark.parallelReadBandwidth(repetitions: 2))
             for entry in models {
@@ -42,6 +54,13 @@ enum QuantizedBenchmark {
                     let cache = entry.model.makeCache(capacity: long.count)
                     _ = entry.model.logits(try entry.model.forward(long, cache: cache), rows: 1)
                 })
+                if llamaAvailable, let file = ggufs[entry.name],
+                   let theirs = pythonBaseline("llama_cpp_runtime.py", [file.path, String(threads), "1"]),
+                   let rate = theirs["decode_tokens_per_second"] as? Double, let seconds = theirs["prefill_512_seconds"] as? Double {
+                    llamaDecode[entry.name, default: []].append(rate)
+                    llamaPrefill[entry.name, default: []].append(seconds)
+                    llamaVersion = theirs["llama_cpp_python"] as? String ?? "?"
+                }
             }
         }
         func spread(_ values: [Double], _ format: String) -> String { values.map { String(format: format, $0) }.joined(separator: " ") }
@@ -58,6 +77,19 @@ enum QuantizedBenchmark {
             let prefillRatios = zip(prefill["f32"]!, prefill[entry.name]!).map { $0 / $1 }
             print(String(format: "%@ vs f32: decode %.2f× (rounds %@), prefill %.2f× (rounds %@)", entry.name, median(decode[entry.name]!) / base,
                          spread(ratios, "%.2f"), basePrefill / median(prefill[entry.name]!), spread(prefillRatios, "%.2f")))
+        }
+        if !llamaDecode.isEmpty {
+            print("")
+            print("llama.cpp (llama-cpp-python \(llamaVersion)), \(threads) threads, on GGUFs of the same weights:")
+            for name in ["f32", "Q8_0"] {
+                guard let theirs = llamaDecode[name], let theirPrefill = llamaPrefill[name], theirs.count == rounds else { continue }
+                let ours = decode[name]!, ourPrefill = prefill[name]!
+                print(String(format: "%-5@  llama.cpp decode %.1f tok/s (%@), prefill 512 %.3f s (%@)", name, median(theirs), spread(theirs, "%.1f"),
+                             median(theirPrefill), spread(theirPrefill, "%.3f")))
+                print(String(format: "       runtime/llama.cpp: decode %.2f× (rounds %@), prefill %.2f× (rounds %@)", median(ours) / median(theirs),
+                             spread(zip(ours, theirs).map { $0 / $1 }, "%.2f"), median(theirPrefill) / median(ourPrefill),
+                             spread(zip(theirPrefill, ourPrefill).map { $0 / $1 }, "%.2f")))
+            }
         }
 
         guard lossDocuments > 0 else { return }

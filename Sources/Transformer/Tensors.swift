@@ -1,3 +1,4 @@
+import CBLASKernels
 import COpenBLAS
 import Checkpoint
 
@@ -89,6 +90,15 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// Which kernels OpenBLAS runs (its own name for them), and the set this process switched to
+/// when OpenBLAS's detection had fallen back to kernels older than the CPU, else nil: on a CPU
+/// it does not know, OpenBLAS 0.3.21 runs SSE3 kernels at a fifth of the sgemm speed
+/// (Sources/CBLASKernels says how the switch is made).
+public enum BLASKernels {
+    public static var name: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+    public static var override: String? { hub_blas_kernels_override().map { String(cString: $0) } }
 }
 
 /// The runtime's thread setting. OpenBLAS keeps one global pool, so it is process-wide.

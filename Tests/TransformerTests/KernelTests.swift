@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import Testing
 @testable import Transformer
@@ -80,5 +81,39 @@ struct ExpTests {
         #expect(worst < 3e-7)
         #expect(Kernels.exp(-1000) == 0 || Kernels.exp(-1000) < 1e-37)
         #expect(Kernels.exp(0) == 1)
+    }
+}
+
+@Suite("OpenBLAS kernels")
+struct BLASKernelTests {
+    /// The CPU's feature flags, as the kernel choice must read them.
+    static var cpuFlags: Set<String> {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = info.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        return Set(line.split(separator: ":").last?.split(separator: " ").map(String.init) ?? [])
+    }
+
+    @Test("a CPU with AVX2 and FMA runs OpenBLAS kernels that use them, whatever OpenBLAS's own detection made of it")
+    func kernelsFitTheCPU() throws {
+        let flags = Self.cpuFlags
+        let preAVX2: Set<String> = ["Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2", "Penryn", "Dunnington",
+                                    "Nehalem", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Nano", "Sandybridge", "Bobcat"]
+        let environment = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"]
+        if flags.isSuperset(of: ["avx2", "fma"]), environment == nil || BLASKernels.override != nil {
+            #expect(!preAVX2.contains(BLASKernels.name), "OpenBLAS runs \(BLASKernels.name) kernels on a CPU with AVX2")
+        }
+        if let chosen = BLASKernels.override {
+            // The switch took: OpenBLAS reports the kernels named, and children inherit the name.
+            #expect(BLASKernels.name == chosen && environment == chosen)
+            #expect(chosen == (flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]) ? "SkylakeX" : "Haswell"))
+        }
+        // Whatever the kernels, a product is still right.
+        let a: [Float] = (0 ..< 64 * 48).map { Float($0 % 13) - 6 }, b: [Float] = (0 ..< 48 * 32).map { Float($0 % 7) - 3 }
+        var c = [Float](repeating: 0, count: 64 * 32)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 32, 48, 1, a, 48, b, 32, 0, &c, 32)
+        for (i, j) in [(0, 0), (17, 5), (63, 31)] {
+            let expected = (0 ..< 48).reduce(Float(0)) { $0 + a[i * 48 + $1] * b[$1 * 32 + j] }
+            #expect(c[i * 32 + j] == expected)
+        }
     }
 }
