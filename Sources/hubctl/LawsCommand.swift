@@ -184,7 +184,7 @@ struct LawsCommand: ParsableCommand {
 
         func run() throws {
             let (name, revision) = try LawsCommand.split(base)
-            let members = try data.open().family(of: name, revision: revision)
+            let members = try data.open().currentFamily(of: name, revision: revision)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             try (try encoder.encode(members) + Data("\n".utf8)).write(to: URL(fileURLWithPath: output), options: .atomic)

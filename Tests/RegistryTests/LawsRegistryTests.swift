@@ -225,6 +225,31 @@ struct LawsRegistryTests {
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("stale.txt").path))
     }
 
+    @Test("a variant committed again counts once, as its newest revision: the superseded measurement leaves the fit")
+    func supersededRevision() throws {
+        let (fixture, ratios) = try Self.fixture()
+        let registry = fixture.registry
+        // laws/w12 again (other weights of the same shape), its first measurement now wrong by 1.0.
+        let baseModel = try TinyCheckpoint.uniform(seed: 2)
+        var narrow = baseModel.config
+        narrow.intermediateSize = 12
+        let baseWeights = try registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256
+        let old = try #require(try registry.store.resolve(RepositoryName("laws/w12"), revision: "main"))
+        try fixture.record(old, cpu: HubFamilyFixture.localCPU, decode: 20 - 15 * ratios[2], prefill: [32: 40], rss: 600_000_000,
+                           loss: Self.loss(ratios[2]) + 1, accuracy: 0.5 - 0.3 * ratios[2])
+        let again = try HubFamilyFixture.commit(TinyCheckpoint(random: narrow, seed: 99), as: "laws/w12", in: fixture.directory, registry: registry,
+                                                record: ("recipe.json", { HubFamilyFixture.recipe("slicegpt", base: baseModel, parameters: $0, input: baseWeights) }),
+                                                parent: "team/base")
+        #expect(again.id != old.id)
+        try fixture.record(again, cpu: HubFamilyFixture.localCPU, decode: 20 - 15 * ratios[2], prefill: [32: 40], rss: 600_000_000,
+                           loss: Self.loss(ratios[2]), accuracy: 0.5 - 0.3 * ratios[2])
+        #expect(try registry.family(of: RepositoryName("team/base")).filter { $0.repository == "laws/w12" }.count == 2)
+        let set = try registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2)
+        let quadratic = try #require(set.law("loss", method: "slicegpt", form: .quadratic))
+        #expect(quadratic.points.count == 6 && quadratic.rSquared > 1 - 1e-9)
+        #expect(quadratic.points.filter { $0.repository == "laws/w12" }.count == 1)
+    }
+
     @Test("a sweep spans registries: a family saved in one joins the fit in another holding the same base, and no other base's")
     func savedFamily() throws {
         let (measured, _) = try Self.fixture()

@@ -118,6 +118,17 @@ public enum FamilyLaws {
 }
 
 extension HubRegistry {
+    /// The base's family as it stands: of a variant repository committed more than once (a
+    /// build run again after its stages changed), only the revision its main branch points
+    /// at, so that a superseded measurement is neither counted twice nor mixed with its
+    /// replacement.
+    public func currentFamily(of repository: RepositoryName, revision: String = "main") throws -> [FamilyMember] {
+        try family(of: repository, revision: revision).filter { member in
+            guard member.kind != .base, let name = try? RepositoryName(member.repository) else { return true }
+            return try store.resolve(name, revision: "main")?.id == member.revision
+        }
+    }
+
     /// The members the laws of a base are fitted on: its family in this registry, joined by
     /// `imported` members, variants measured in another registry and saved from there (what
     /// `GET /api/models/{repo}/variants` answers). A sweep takes hours; saving its family lets
@@ -127,14 +138,18 @@ extension HubRegistry {
     /// measurement, and `notes` says so.
     public func lawMembers(of repository: RepositoryName, revision: String = "main", imported: [FamilyMember] = []) throws
         -> (members: [FamilyMember], imported: [String], notes: [String]) {
-        let members = try family(of: repository, revision: revision)
+        let members = try currentFamily(of: repository, revision: revision)
         guard let root = members.first(where: { $0.kind == .base }) else { throw RegistryError.notAModel(repository, revision: revision) }
         guard !imported.isEmpty else { return (members, [], []) }
         guard let weights = try store.files(of: root.revision).first(where: { $0.path == "model.safetensors" })?.sha256.hex else {
             throw RegistryError.notAModel(repository, revision: root.revision)
         }
         var joined = members, used: [String] = [], notes: [String] = []
-        for member in imported where member.kind != .base {
+        // A saved family lists what its registry held; of a repository committed more than
+        // once, the last listed is the newest.
+        var newest: [String: FamilyMember] = [:]
+        for member in imported where member.kind != .base { newest[member.repository] = member }
+        for member in imported where member.kind != .base && newest[member.repository]?.revision == member.revision {
             let reference = "\(member.repository)@\(member.revision.prefix(10))"
             let start = member.edges.first?["base_checkpoint_sha256"]?.stringValue
             guard start == weights else {
