@@ -15,10 +15,13 @@ extension HubRegistry {
         for (intermediate, directory) in output.intermediates {
             // The models made on the way first (compressed, fine-tuned), each the next one's lineage parent.
             let name = try RepositoryName(intermediate)
-            let revision = try registerVariant(directory: directory, as: name, parent: parent, parentRevision: parentRevision, author: author)
+            let revision = try withFiles(of: directory, provenance: nil) { directory in
+                try registerVariant(directory: directory, as: name, parent: parent, parentRevision: parentRevision, author: author)
+            }
             (parent, parentRevision) = (name, revision.id)
         }
-        let revision = try withProvenance(output) { directory in
+        let provenance = BuildProvenance(base: output.recipe.base, stages: output.stages)
+        let revision = try withFiles(of: output.variant, provenance: provenance) { directory in
             try registerVariant(directory: directory, as: name, parent: parent, parentRevision: parentRevision, author: author)
         }
         let json = try Self.storedJSON(output.metrics)
@@ -28,24 +31,25 @@ extension HubRegistry {
         return revision
     }
 
-    /// Runs `body` on a directory holding the built variant's files (hard links, no copies)
-    /// plus `build.json`: the record of every stage that made it (keys, settings, input sha256,
-    /// code version, wall time), so the variant carries its whole build with it. The records
-    /// come from the stage cache, so building the same variant again writes the same file and
-    /// registers nothing new.
-    func withProvenance<T>(_ output: BuildOutput, _ body: (URL) throws -> T) throws -> T {
+    /// Runs `body` on a directory holding a stage's output files (hard links, no copies) but
+    /// the stage cache's own `stage.json`, plus, for the variant itself, `build.json`: the
+    /// record of every stage that made it (keys, settings, input sha256, code version, wall
+    /// time), so the variant carries its whole build with it. The records come from the stage
+    /// cache, so building the same variant again writes the same file and registers nothing new.
+    func withFiles<T>(of output: URL, provenance: BuildProvenance?, _ body: (URL) throws -> T) throws -> T {
         let staging = scratchDirectory()
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: staging) }
-        for (path, url) in try DirectoryListing.regularFiles(under: output.variant) {
+        for (path, url) in try DirectoryListing.regularFiles(under: output) where path != "stage.json" {
             let target = staging.appendingPathComponent(path)
             try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
             try FileManager.default.linkItem(at: url, to: target)
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try encoder.encode(BuildProvenance(base: output.recipe.base, stages: output.stages))
-            .write(to: staging.appendingPathComponent("build.json"))
+        if let provenance {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            try encoder.encode(provenance).write(to: staging.appendingPathComponent("build.json"))
+        }
         return try body(staging)
     }
 }

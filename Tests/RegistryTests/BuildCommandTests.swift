@@ -1,3 +1,5 @@
+@testable import Builds
+import Evaluator
 import Foundation
 import HubCore
 import HubTestSupport
@@ -6,6 +8,33 @@ import Testing
 
 @Suite("hubctl build run", .serialized)
 struct BuildCommandTests {
+    @Test("a built variant carries build.json, not the stage cache's own stage.json")
+    func provenanceFiles() throws {
+        let fixture = try HubFamilyFixture()
+        let registry = fixture.registry
+        let baseModel = try TinyCheckpoint.uniform(seed: 2)
+        var narrow = baseModel.config
+        narrow.intermediateSize = 8
+        let model = TinyCheckpoint(random: narrow, seed: 41)
+        let stageOutput = fixture.directory.path("stage-output")
+        try model.write(to: stageOutput)
+        let baseWeights = try registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256
+        let parameters = ParameterCount(tensors: model.tensors.map { ($0.key, $0.value.shape) }).total
+        try JSONSerialization.data(withJSONObject: HubFamilyFixture.recipe("width-prune", base: baseModel, parameters: parameters, input: baseWeights))
+            .write(to: stageOutput.appendingPathComponent("recipe.json"))
+        let spec = StageSpec(kind: .compress, inputSHA256: baseWeights, settings: .object(["method": .string("width-prune"), "ratio": .number(0.3)]))
+        let stage = StageRecord(spec: spec, key: spec.key, seconds: 1, createdAt: "2026-12-01T00:00:00Z")
+        try JSONEncoder().encode(stage).write(to: stageOutput.appendingPathComponent("stage.json"))
+        let metrics = try HubFamilyFixture.metrics(model: "team/built", cpu: HubFamilyFixture.localCPU, decode: 10, prefill: [32: 20], rss: 1,
+                                                   loss: 3.5, accuracy: 0.4)
+        let output = BuildOutput(recipe: BuildRecipe(base: "team/base", name: "team/built", compression: .init(method: "width-prune", ratio: 0.3)),
+                                 intermediates: [], variant: stageOutput, metrics: metrics, stages: [stage])
+        let revision = try registry.registerBuild(output, author: "test")
+        let paths = try registry.store.files(of: revision.id).map(\.path)
+        #expect(paths.contains("build.json") && paths.contains("recipe.json") && paths.contains("model.safetensors"), "\(paths)")
+        #expect(!paths.contains("stage.json"), "\(paths)")
+    }
+
     @Test("a recipe builds, registers the variant with its lineage and metrics, and building it again registers nothing new")
     func buildAndRegister() throws {
         let directory = try TemporaryDirectory()

@@ -81,8 +81,15 @@ struct HubFamilyFixture {
 
     func record(_ revision: Revision, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
                 speed: MachineSpeed? = nil) throws {
+        let record = try Self.metrics(model: revision.repository.description, cpu: cpu, decode: decode, prefill: prefill, rss: rss, loss: loss,
+                                      accuracy: accuracy, speed: speed)
+        _ = try registry.recordMetrics(record, for: revision.repository, revision: revision.id)
+    }
+
+    static func metrics(model: String, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
+                        speed: MachineSpeed? = nil) throws -> MetricsRecord {
         var json: [String: Any] = [
-            "schema_version": 1, "model": revision.repository.description, "suite": "full", "created_at": "2026-11-24T00:00:00Z",
+            "schema_version": 1, "model": model, "suite": "full", "created_at": "2026-11-24T00:00:00Z",
             "code_version": "test",
             "hardware": ["cpu_model": cpu, "logical_cores": 2, "memory_bytes": 1 << 34, "blas": "OpenBLAS", "blas_threads": 2, "operating_system": "linux"],
             "parameters": ["total": 10, "embedding": 2, "non_embedding": 8], "bytes_on_disk": 40,
@@ -95,8 +102,7 @@ struct HubFamilyFixture {
             "peak_rss_bytes": rss, "seconds": 1,
         ]
         if let speed { json["machine_speed"] = ["sgemm_gflops": speed.sgemmGFLOPS, "memory_gbps": speed.memoryGBPS] }
-        let record = try JSONDecoder().decode(MetricsRecord.self, from: JSONSerialization.data(withJSONObject: json))
-        _ = try registry.recordMetrics(record, for: revision.repository, revision: revision.id)
+        return try JSONDecoder().decode(MetricsRecord.self, from: JSONSerialization.data(withJSONObject: json))
     }
 }
 
