@@ -1,3 +1,4 @@
+import Checkpoint
 import Compressor
 import Foundation
 import HubCore
@@ -109,21 +110,24 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
     /// cell's name without its `-q8_0`, or the name with `-fp32`.
     public var unquantizedName: String {
         guard let quantization else { return name }
-        let suffix = "-\(quantization.type)"
-        return name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : name + "-fp32"
+        return Self.dropping("-\(quantization.type)", from: name) ?? name + "-fp32"
     }
 
     /// Where a fine-tuned build's compressed variant is committed (its lineage parent): the
     /// sweep cell's name without its budget, or the name with `-compressed`.
     public var compressedName: String {
         guard let finetune else { return unquantizedName }
-        let suffix = "-ft\(finetune.tokens / 1000)k"
-        let tuned = quantization.map { name.hasSuffix("-\($0.type)") ? String(name.dropLast($0.type.count + 1)) : name } ?? name
-        return tuned.hasSuffix(suffix) ? String(tuned.dropLast(suffix.count)) : tuned + "-compressed"
+        let tuned = quantization.flatMap { Self.dropping("-\($0.type)", from: name) } ?? name
+        return Self.dropping("-ft\(finetune.tokens / 1000)k", from: tuned) ?? tuned + "-compressed"
     }
 
-    /// The quantization types a recipe may name.
-    public static let quantizationTypes = ["q8_0", "q4_0"]
+    /// `name` without `suffix`, or nil when it does not end with it.
+    static func dropping(_ suffix: String, from name: String) -> String? {
+        name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : nil
+    }
+
+    /// The quantization types a recipe may name: those the runtime multiplies with.
+    public static var quantizationTypes: [String] { QuantizedTensors.supported.map(QuantizedTensors.name(of:)) }
 
     /// The compression methods a recipe may name.
     public static var knownMethods: [String] { CompressionMethods.all.map(\.name) }

@@ -207,13 +207,9 @@ public final class BuildRunner: @unchecked Sendable {
 
     /// The quantize stage: `hubctl quantize` as a function of files.
     static func quantize(_ model: ModelFiles, _ settings: BuildRecipe.Quantization, into work: URL) throws {
-        guard let type = QuantizedTensors.type(named: settings.type) else { throw QuantizationError.unsupportedType(settings.type) }
-        let head = try settings.headType.map { name in
-            guard let head = QuantizedTensors.type(named: name) else { throw QuantizationError.unsupportedType(name) }
-            return head
-        }
         let output = work.appendingPathComponent("model")
-        _ = try ModelQuantizer.quantize(model, to: type, headType: head, destination: output)
+        _ = try ModelQuantizer.quantize(model, to: try ModelQuantizer.blockType(named: settings.type),
+                                        headType: try settings.headType.map { try ModelQuantizer.blockType(named: $0) }, destination: output)
         try hoist(output, into: work)
     }
 

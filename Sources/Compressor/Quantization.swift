@@ -59,6 +59,12 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
 /// listed in the record. Under Q4_0 the output matrix (the tied embedding, or lm_head) is Q8_0
 /// unless `headType` says otherwise. The directory appears whole or not at all.
 public enum ModelQuantizer {
+    /// The block type a user or a recipe names (`q8_0`, `q4_0`), refused when the runtime cannot multiply with it.
+    public static func blockType(named name: String) throws(QuantizationError) -> GGMLType {
+        guard let type = QuantizedTensors.type(named: name) else { throw .unsupportedType(name) }
+        return type
+    }
+
     /// The output matrix's default type under `type`.
     public static func defaultHeadType(for type: GGMLType) -> GGMLType { type == .q4_0 ? .q8_0 : type }
 

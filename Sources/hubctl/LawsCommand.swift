@@ -173,8 +173,9 @@ struct LawsCommand: ParsableCommand {
             commandName: "save-family",
             abstract: "Save a base's family with every metrics record, for a fit on another machine (laws fit --family).",
             discussion: """
-            Writes what GET /api/models/{repo}/variants answers: the base and each variant \
-            made from it, with its lineage records and measurements. The file is replaced \
+            Writes the base and each variant made from it (of a variant committed more than \
+            once, the revision its main branch points at), with its lineage records and \
+            measurements, in the form GET /api/models/{repo}/variants answers. The file is replaced \
             atomically. A registry holding the same base (the same weights) fits on it with \
             hubctl laws fit --family FILE; variants it measured itself take precedence.
             """)

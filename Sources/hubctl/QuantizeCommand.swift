@@ -40,12 +40,8 @@ struct Quantize: ParsableCommand {
     @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
-        func parse(_ name: String) throws -> GGMLType {
-            guard let type = QuantizedTensors.type(named: name) else { throw QuantizationError.unsupportedType(name) }
-            return type
-        }
-        let blockType = try parse(type)
-        let head = try headType.map(parse)
+        let blockType = try ModelQuantizer.blockType(named: type)
+        let head = try headType.map { try ModelQuantizer.blockType(named: $0) }
         let files = try ModelLocator.locate(model, data: data)
         let record = try ModelQuantizer.quantize(
             ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig),

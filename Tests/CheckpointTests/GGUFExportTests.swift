@@ -44,12 +44,18 @@ struct GGUFExportTests {
         return model
     }
 
-    @Test("a uniform model is written in llama.cpp's llama layout and converts back bit for bit, tokenizer included")
-    func uniformRoundTrip() throws {
-        let directory = try TemporaryDirectory()
+    /// A uniform model whose rows are whole blocks of 32 (hidden 32, FFN 64).
+    static func uniformConfig() throws -> LlamaConfig {
         var config = try TinyCheckpoint.uniform().config
         config.hiddenSize = 32
         config.intermediateSize = 64
+        return config
+    }
+
+    @Test("a uniform model is written in llama.cpp's llama layout and converts back bit for bit, tokenizer included")
+    func uniformRoundTrip() throws {
+        let directory = try TemporaryDirectory()
+        let config = try Self.uniformConfig()
         let model = try Self.model(config, seed: 3, in: directory.path("model"))
         let file = directory.path("model.f32.gguf")
         let summary = try GGUFExporter.export(ModelFiles(directory: directory.path("model")), as: .f32, name: "tiny", to: file)
@@ -87,9 +93,7 @@ struct GGUFExportTests {
     @Test("a Q8_0 or Q4_0 GGUF converts with its blocks kept: the quantizer's bytes, rows in HF's rotary order, and the runtime's logits of hubctl quantize")
     func keptBlocks() throws {
         let directory = try TemporaryDirectory()
-        var config = try TinyCheckpoint.uniform().config
-        config.hiddenSize = 32
-        config.intermediateSize = 64
+        let config = try Self.uniformConfig()
         let model = try Self.model(config, seed: 5, in: directory.path("model"))
         for type in [GGMLType.q8_0, .q4_0] {
             let name = QuantizedTensors.name(of: type)

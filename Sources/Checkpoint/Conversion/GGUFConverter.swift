@@ -169,13 +169,9 @@ public enum GGUFConverter {
     private static func write(_ item: PlannedTensor, from gguf: GGUFFile, config: LlamaConfig,
                               into output: UnsafeMutableBufferPointer<Float>) throws {
         let raw = gguf.rawBytes(of: item.info)
-        let heads: Int
-        switch item.permutation {
-        case .none:
+        guard let heads = rotaryHeads(item, config) else {
             try Dequantizer.dequantize(raw, type: item.info.type, tensor: item.info.name, into: output)
             return
-        case .queries: heads = config.numAttentionHeads
-        case .keys: heads = config.numKeyValueHeads
         }
         let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: output.count)
         defer { scratch.deallocate() }
@@ -184,18 +180,23 @@ public enum GGUFConverter {
                                        headDim: config.resolvedHeadDim, columns: item.info.shape[1], toLlamaCpp: false)
     }
 
+    /// The heads whose rows llama.cpp interleaved for its rope (Q or K), or nil for any other tensor.
+    private static func rotaryHeads(_ item: PlannedTensor, _ config: LlamaConfig) -> Int? {
+        switch item.permutation {
+        case .none: nil
+        case .queries: config.numAttentionHeads
+        case .keys: config.numKeyValueHeads
+        }
+    }
+
     /// A kept matrix's blocks, byte for byte; a Q or K projection's rows back in Hugging
     /// Face's rotary order (rows are independent, so whole rows of blocks move).
     private static func writeBlocks(_ item: PlannedTensor, from gguf: GGUFFile, config: LlamaConfig, rowBytes: Int,
                                     into output: UnsafeMutableRawBufferPointer) {
         let raw = gguf.rawBytes(of: item.info)
-        let heads: Int
-        switch item.permutation {
-        case .none:
+        guard let heads = rotaryHeads(item, config) else {
             output.copyMemory(from: raw)
             return
-        case .queries: heads = config.numAttentionHeads
-        case .keys: heads = config.numKeyValueHeads
         }
         LlamaTensorNames.reorderRotaryRows(raw.baseAddress!, into: output.baseAddress!, heads: heads, headDim: config.resolvedHeadDim,
                                            rowBytes: rowBytes, toLlamaCpp: false)

@@ -76,8 +76,12 @@ public struct LineageAudit: Sendable {
         func add(_ check: String, _ status: Finding.Status, _ detail: String) {
             findings.append(Finding(node: node.reference, check: check, status: status, detail: detail))
         }
-        let isFineTune = record["parent_checkpoint_sha256"] != nil
-        let inputKey = isFineTune ? "parent_checkpoint_sha256" : "base_checkpoint_sha256"
+        // Fine-tune and quantization records name their parent's weights, a compression recipe
+        // its base's; a quantization record alone counts quantized tensors.
+        let fromParent = record["parent_checkpoint_sha256"] != nil
+        let isQuantization = fromParent && record["quantized_tensors"] != nil
+        let isFineTune = fromParent && !isQuantization
+        let inputKey = fromParent ? "parent_checkpoint_sha256" : "base_checkpoint_sha256"
         guard let parent else {
             add("parent", .mismatch, "the edge names a parent that is not in the registry (or not visible to this reader)")
             return findings
@@ -90,9 +94,8 @@ public struct LineageAudit: Sendable {
         } else {
             add("input weights", .mismatch, "the record has no \(inputKey), or the parent has no model.safetensors")
         }
-        // A quantization record also names its parent's weights, but no corpus: it rewrites
-        // the same matrices in blocks, so it keeps the parameter count.
-        if isFineTune, record["quantized_tensors"] != nil {
+        // Quantization rewrites the same matrices in blocks: no corpus, and the same parameter count.
+        if isQuantization {
             if node.parameters != parent.parameters {
                 add("shape", .mismatch, "quantization keeps the shape, but \(node.parameters) parameters differ from the parent's \(parent.parameters)")
             }
