@@ -33,8 +33,8 @@ let package = Package(
         // The numerical modules are compiled optimized even in debug builds: unoptimized SIMD
         // code and weight surgery loops are one to two orders of magnitude slower, which would
         // make the tests crawl.
-        // The quantized-block GEMV loops, alone in a module compiled for AVX2 (see BlockKernels.swift).
-        .target(name: "BlockKernels", swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
+        // The quantized-block GEMV loops: int8 dot products in C, compiled for AVX2 (see block_kernels.c).
+        .target(name: "BlockKernels", cSettings: [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]),
         // Names OpenBLAS's kernels where its own detection falls back to old ones (see blas_kernels.c).
         .target(name: "CBLASKernels", linkerSettings: [.linkedLibrary("openblas")]),
         .target(name: "Transformer", dependencies: ["Checkpoint", "BlockKernels", "CBLASKernels", "COpenBLAS"],

@@ -5,8 +5,9 @@
 #   1. a registry in $LAWS_HOME (default ~/.compression-hub-laws) holding the base, with the
 #      base's full-suite metrics;
 #   2. a daemon that builds, in this order, every variant evaluated on the full suite with
-#      latency: benchmarks/laws/1-no-finetune.json (width-prune-global, calibrated, and
-#      prunenet, calibration-free, × r 0.1–0.5, no fine-tuning); 2-finetune.json
+#      latency: benchmarks/laws/1-no-finetune.json (width-prune-global, calibrated, × r
+#      0.1–0.5, no fine-tuning); 1b-no-finetune-prunenet.json (prunenet, calibration-free, the
+#      same ratios; a recipe of its own so that a saved family can stand for either); 2-finetune.json
 #      (width-prune-global × r 0.1, 0.3, 0.5 × D 12k and 49k tokens); 3-finetune-prunenet.json
 #      (the same budgets for prunenet); 4-depth-no-finetune.json (depth-prune-influence × r
 #      0.1–0.5). The order puts first what the fits need most, so a run cut short still fits;
@@ -56,14 +57,21 @@ trap 'kill $daemon 2>/dev/null || true' EXIT
 export HUB_ENDPOINT="http://127.0.0.1:$port"
 
 # built_elsewhere RECIPE: whether a saved family from another registry holds every variant
-# the recipe's recorded build made.
+# the recipe builds (its variants' names follow from the recipe, as BuildRecipe.expanded()
+# names them).
 built_elsewhere() {
-    local record="$results/$(basename "$1" .json).build.json"
-    [ -s "$record" ] && [ ${#families[@]} -gt 0 ] || return 1
-    python3 - "$record" "$results/families" "$revision" <<'PY'
+    [ ${#families[@]} -gt 0 ] || return 1
+    python3 - "$1" "$results/families" "$revision" <<'PY'
 import glob, json, os, sys
-record, folder, revision = sys.argv[1:]
-wanted = {v["repository"] for v in json.load(open(record))["result"]["variants"]}
+recipe, folder, revision = sys.argv[1:]
+r = json.load(open(recipe))
+suffix = "-" + r["quantization"]["type"] if r.get("quantization") else ""
+if "sweep" in r:
+    sweep = r["sweep"]
+    wanted = {f'{r["name"]}-{m}-{round(x * 100)}' + (f"-ft{d // 1000}k" if d > 0 else "") + suffix
+              for m in sweep["methods"] for x in sweep["ratios"] for d in sweep.get("budgets") or [0]}
+else:
+    wanted = {r["name"]}
 held = set()
 for path in glob.glob(os.path.join(folder, "*.json")):
     if os.path.basename(path) != revision + ".json":
@@ -101,6 +109,7 @@ predict_then_build() {
 }
 
 build benchmarks/laws/1-no-finetune.json
+build benchmarks/laws/1b-no-finetune-prunenet.json
 predict_then_build benchmarks/laws/check-0.json 0
 build benchmarks/laws/2-finetune.json
 predict_then_build benchmarks/laws/check-ft.json 49152

@@ -46,7 +46,7 @@ struct QuantizationTests {
         return try LlamaModel(weights: ModelWeights(config: config, tensors: tensors))
     }
 
-    @Test("Q8_0 and Q4_0 products (one row by GEMV, threads split by rows; several rows by tiles and GEMM) equal fp32 products with the dequantized weights",
+    @Test("Q8_0 and Q4_0 products: several rows (tiles and GEMM) equal fp32 products with the dequantized weights; one row (int8 GEMV, threads split by rows) equals them with the row quantized to Q8_0, within 1% of the fp32 product",
           arguments: [GGMLType.q8_0, .q4_0])
     func products(type: GGMLType) throws {
         var generator = SplitMix64(seed: 11)
@@ -66,19 +66,32 @@ struct QuantizationTests {
             #expect(quantized.byteCount == rows * columns / 32 * type.bytesPerBlock)
             try widened.withUnsafeBufferPointer { w in
                 let reference = Matrix(data: w.baseAddress!, rows: rows, columns: columns)
+                // One row goes through ggml's Q8_0 quantizer first: the GEMV's block products are
+                // exact integer dot products, so it equals the fp32 product of the dequantized
+                // weights with the dequantized row to float rounding.
+                let first = Array(x[0 ..< columns])
+                let rowBlocks = try first.withUnsafeBufferPointer { try GGMLQuantizer.encode($0, columns: columns, as: .q8_0) }
+                var rounded = [Float](repeating: 0, count: columns)
+                try rowBlocks.withUnsafeBytes { raw in
+                    try rounded.withUnsafeMutableBufferPointer { try Dequantizer.dequantize(raw, type: .q8_0, tensor: "x", into: $0) }
+                }
                 for threads in [1, 2] {
                     BLASThreads.count = threads
                     for n in [1, batch] {
                         for accumulate in [false, true] {
-                            var expected = start, found = start
+                            var expected = start, exact = start, found = start
                             Kernels.linear(x, rows: n, ldx: columns, reference, &expected, ldy: rows, accumulate: accumulate)
+                            Kernels.linear(n == 1 ? rounded : x, rows: n, ldx: columns, reference, &exact, ldy: rows, accumulate: accumulate)
                             Kernels.linear(x, rows: n, ldx: columns, quantized, &found, ldy: rows, accumulate: accumulate)
                             let scale = expected.map(abs).max()!
-                            let error = zip(expected, found).map { abs($0 - $1) }.max()!
+                            let error = zip(exact, found).map { abs($0 - $1) }.max()!
                             #expect(error <= 1e-5 * scale, "\(type) rows \(n), threads \(threads), accumulate \(accumulate): \(error) of \(scale)")
+                            let rounding = zip(expected, found).map { abs($0 - $1) }.max()!
+                            #expect(rounding <= 1e-2 * scale, "\(type) rows \(n): the activation's rounding moved the product by \(rounding) of \(scale)")
                         }
                     }
                 }
+                #expect(["avx2", "avx512-vnni"].contains(QuantizedKernels.instructionSet))
                 // An embedding row comes out widened exactly as Dequantizer widens it.
                 var row = [Float](repeating: 0, count: columns)
                 quantized.copyRow(123, into: &row)
@@ -87,7 +100,7 @@ struct QuantizationTests {
         }
     }
 
-    @Test("a quantized checkpoint stays in blocks in memory and gives the logits and greedy tokens of its dequantized weights",
+    @Test("a quantized checkpoint stays in blocks in memory and gives, within the rounding of its activations, the logits and greedy tokens of its dequantized weights",
           arguments: [GGMLType.q8_0, .q4_0])
     func model(type: GGMLType) throws {
         let scratch = try TemporaryDirectory()
@@ -113,7 +126,11 @@ struct QuantizationTests {
 
         let quantized = try LlamaModel(weights: weights), reference = try Self.dequantizedModel(output)
         let prompt = [3, 17, 42, 5, 88, 1, 60, 9]
-        // Prompt (tiles + GEMM), then one token at a time (GEMV), against the same steps in fp32.
+        // Prompt (tiles + GEMM, fp32 activations), then one token at a time (int8 GEMV, the
+        // activations rounded to Q8_0 as llama.cpp rounds them), against the same steps in fp32.
+        // Every step's logits come from one row through the head's GEMV, so every step carries
+        // the activations' rounding: on this random two-block model up to 3% of the largest
+        // logit (the GEMV itself is exact to float rounding: the products test).
         let cacheQ = quantized.makeCache(capacity: 32), cacheR = reference.makeCache(capacity: 32)
         var tokens = prompt
         for step in 0 ..< 6 {
@@ -122,9 +139,13 @@ struct QuantizationTests {
             let logitsR = reference.logits(try reference.forward(input, cache: cacheR), rows: 1).array
             let scale = logitsR.map(abs).max()!
             let error = zip(logitsQ, logitsR).map { abs($0 - $1) }.max()!
-            #expect(error <= 1e-4 * scale, "step \(step): \(error) of \(scale)")
-            let next = logitsR.indices.max { logitsR[$0] < logitsR[$1] }!
-            #expect(logitsQ.indices.max { logitsQ[$0] < logitsQ[$1] }! == next)
+            #expect(error <= 5e-2 * scale, "step \(step): \(error) of \(scale)")
+            let ranked = logitsR.indices.sorted { logitsR[$0] > logitsR[$1] }
+            let next = ranked[0]
+            // The greedy token agrees wherever the reference's margin exceeds twice the error.
+            if logitsR[ranked[0]] - logitsR[ranked[1]] > 2 * error {
+                #expect(logitsQ.indices.max { logitsQ[$0] < logitsQ[$1] }! == next, "step \(step)")
+            }
             tokens.append(next)
         }
     }

@@ -225,6 +225,29 @@ struct LawsRegistryTests {
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("stale.txt").path))
     }
 
+    @Test("a latency-only measurement refreshes a model's latency points; its memory point stays the suite's")
+    func latencyRemeasured() throws {
+        let (fixture, _) = try Self.fixture()
+        let base = try fixture.registry.store.resolve(RepositoryName("team/base"), revision: "main")!
+        // The base re-measured with --suite latency: decode 21 ms, and a smaller peak resident
+        // set, since no 512-token windows were scored.
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(
+            HubFamilyFixture.metrics(model: "team/base", cpu: HubFamilyFixture.localCPU, decode: 21, prefill: [32: 40], rss: 100_000_000,
+                                     loss: 0, accuracy: 0))) as! [String: Any]
+        json["suite"] = "latency"
+        json["loss"] = nil
+        json["tasks"] = []
+        _ = try fixture.registry.recordMetrics(try JSONDecoder().decode(MetricsRecord.self, from: JSONSerialization.data(withJSONObject: json)),
+                                               for: RepositoryName("team/base"), revision: base.id)
+        let set = try fixture.registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2)
+        let decode = try #require(set.law("decode_ms", method: "slicegpt", form: .linear))
+        #expect(decode.points.first { $0.ratio == 0 }?.value == 21)
+        let memory = try #require(set.law("peak_rss_mb", method: "slicegpt", form: .linear))
+        #expect(memory.points.first { $0.ratio == 0 }?.value == 600)
+        // Loss and accuracy stay the full suite's.
+        #expect(set.law("loss", method: "slicegpt", form: .quadratic)?.points.first { $0.ratio == 0 }?.value == 3)
+    }
+
     @Test("a variant committed again counts once, as its newest revision: the superseded measurement leaves the fit")
     func supersededRevision() throws {
         let (fixture, ratios) = try Self.fixture()

@@ -70,11 +70,17 @@ public enum FamilyLaws {
             case "accuracy":
                 value = records.last { $0.suite == suite && !$0.tasks.isEmpty }.map { $0.tasks.map(\.accuracy).reduce(0, +) / Double($0.tasks.count) }
             default:
+                // Latency is the same probe in every suite: the newest measurement on this
+                // hardware counts (`hubctl eval --suite latency --record` re-measures a model
+                // without its hour of scoring). The peak resident set depends on what the suite
+                // ran (the full suite scores 512-token windows), so memory comes from the suite's own record.
                 let here = records.last { $0.hardware.cpuModel == cpuModel && $0.hardware.blasThreads == blasThreads && $0.latency != nil }
                 switch metric {
                 case "decode_ms": value = here?.latency?.decodePerToken.p50Milliseconds
                 case "prefill_ms": value = here?.latency?.prefill.max { $0.tokens < $1.tokens }?.latency.p50Milliseconds
-                case "peak_rss_mb": value = here.map { Double($0.peakRSSBytes) / 1e6 }.flatMap { $0 > 0 ? $0 : nil }
+                case "peak_rss_mb":
+                    let suiteRecord = records.last { $0.suite == suite && $0.hardware.cpuModel == cpuModel && $0.hardware.blasThreads == blasThreads && $0.latency != nil }
+                    value = suiteRecord.map { Double($0.peakRSSBytes) / 1e6 }.flatMap { $0 > 0 ? $0 : nil }
                 default: value = nil
                 }
             }
