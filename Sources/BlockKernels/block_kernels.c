@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdint.h>
 #include "BlockKernels.h"
+#include <stdint.h>
 
 typedef struct { uint16_t d; int8_t q[32]; } __attribute__((packed)) block_q8_0;
 typedef struct { uint16_t d; uint8_t q[16]; } __attribute__((packed)) block_q4_0;
@@ -62,7 +63,11 @@ static inline __m256i dot_vnni(__m256i w, __m256i x) {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
 }
 
-// One row loop per (block type, dot product). Two accumulators hide the FMA latency.
+// One row loop per (block type, dot product). Two accumulators hide the FMA latency. The
+// hardware prefetcher alone streamed 6.8 GB/s on one core; asking for the bytes 4 KiB ahead
+// reached 11.2 (a standalone loop over 117 MB of Q8_0 rows; 2 KiB: 10.8, 1 KiB: 9.4).
+// Prefetching past the end of the weights is harmless: a prefetch never faults.
+#define PREFETCH 4096
 #define GEMV(NAME, BLOCK, WEIGHTS, DOT, ATTRIBUTES)                                               \
     ATTRIBUTES static void NAME(const void *weights, size_t row_bytes, int columns, int first,      \
                                 int count, const void *x_blocks, float *y, int accumulate) {       \
@@ -73,6 +78,8 @@ static inline __m256i dot_vnni(__m256i w, __m256i x) {
             __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();                          \
             int b = 0;                                                                             \
             for (; b + 1 < blocks; b += 2) {                                                       \
+                _mm_prefetch((const char *)&w[b] + PREFETCH, _MM_HINT_T0);                         \
+                _mm_prefetch((const char *)&w[b] + PREFETCH + 64, _MM_HINT_T0);                    \
                 const __m256i p0 = DOT(WEIGHTS(&w[b]), _mm256_loadu_si256((const __m256i *)x[b].q));         \
                 const __m256i p1 = DOT(WEIGHTS(&w[b + 1]), _mm256_loadu_si256((const __m256i *)x[b + 1].q)); \
                 even = _mm256_fmadd_ps(_mm256_set1_ps(scale(w[b].d) * scale(x[b].d)), _mm256_cvtepi32_ps(p0), even); \
@@ -104,12 +111,109 @@ static int has_vnni(void) {
 
 const char *hub_block_kernels_isa(void) { return has_vnni() ? "avx512-vnni" : "avx2"; }
 
-void hub_gemv_q8_0(const void *weights, size_t row_bytes, int columns, int first, int count,
-                   const void *x_blocks, float *y, int accumulate) {
-    (has_vnni() ? gemv_q8_0_vnni : gemv_q8_0_avx2)(weights, row_bytes, columns, first, count, x_blocks, y, accumulate);
+typedef void (*row_loop)(const void *, size_t, int, int, int, const void *, float *, int);
+
+static row_loop loop_for(int type) {
+    if (type == HUB_Q8_0) return has_vnni() ? gemv_q8_0_vnni : gemv_q8_0_avx2;
+    return has_vnni() ? gemv_q4_0_vnni : gemv_q4_0_avx2;
 }
 
-void hub_gemv_q4_0(const void *weights, size_t row_bytes, int columns, int first, int count,
+void hub_gemv_rows(int type, const void *weights, size_t row_bytes, int columns, int first, int count,
                    const void *x_blocks, float *y, int accumulate) {
-    (has_vnni() ? gemv_q4_0_vnni : gemv_q4_0_avx2)(weights, row_bytes, columns, first, count, x_blocks, y, accumulate);
+    loop_for(type)(weights, row_bytes, columns, first, count, x_blocks, y, accumulate);
+}
+
+// The threads. A decode step makes about seven GEMVs per block, over 200 a token, each a few
+// tens of microseconds of work; waking a worker through the kernel (Dispatch's
+// concurrentPerform, a futex each time) cost more than the products themselves: two threads
+// decoded slower than one. So, as ggml and OpenBLAS do, helpers stay awake between products:
+// each spins on a generation counter for up to SPIN_NS after its last job, then sleeps on a
+// condition variable, so that an idle process (or sgemm's own threads, during a prompt)
+// gets the cores back. One product runs at a time; the caller takes the first stretch of rows.
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define MAX_HELPERS 63
+#define SPIN_NS 200000
+
+static struct {
+    row_loop loop;
+    const void *weights, *x_blocks;
+    size_t row_bytes;
+    int columns, rows, accumulate, parts;
+    float *y;
+} job;
+static atomic_uint generation;
+static atomic_int pending;
+static int helpers;
+static unsigned born[MAX_HELPERS + 1];
+static pthread_mutex_t submit = PTHREAD_MUTEX_INITIALIZER, sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+
+static void run_part(int part) {
+    const int chunk = (job.rows + job.parts - 1) / job.parts, start = part * chunk;
+    const int end = start + chunk < job.rows ? start + chunk : job.rows;
+    if (start < end) job.loop(job.weights, job.row_bytes, job.columns, start, end - start, job.x_blocks, job.y, job.accumulate);
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void *helper(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    // The generation when this helper was made (under `submit`, before the product that made
+    // it was posted), not when it first runs: it may first run after that product was posted.
+    unsigned seen = born[part];
+    for (;;) {
+        unsigned current;
+        const long long deadline = now_ns() + SPIN_NS;
+        for (int spins = 0; (current = atomic_load_explicit(&generation, memory_order_acquire)) == seen; spins++) {
+            _mm_pause();
+            if ((spins & 255) == 255 && now_ns() > deadline) {
+                pthread_mutex_lock(&sleep_lock);
+                while ((current = atomic_load_explicit(&generation, memory_order_acquire)) == seen) pthread_cond_wait(&wake, &sleep_lock);
+                pthread_mutex_unlock(&sleep_lock);
+                break;
+            }
+        }
+        seen = current;
+        if (part < job.parts) run_part(part);
+        atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+void hub_gemv(int type, const void *weights, size_t row_bytes, int columns, int rows, const void *x_blocks,
+              float *y, int accumulate, int threads) {
+    if (threads > MAX_HELPERS + 1) threads = MAX_HELPERS + 1;
+    if (threads < 2) {
+        hub_gemv_rows(type, weights, row_bytes, columns, 0, rows, x_blocks, y, accumulate);
+        return;
+    }
+    pthread_mutex_lock(&submit);
+    while (helpers < threads - 1) {
+        pthread_t thread;
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+        born[helpers + 1] = atomic_load_explicit(&generation, memory_order_relaxed);
+        if (pthread_create(&thread, &attributes, helper, (void *)(intptr_t)(helpers + 1)) != 0) break;
+        helpers++;
+    }
+    job.loop = loop_for(type);
+    job.weights = weights; job.x_blocks = x_blocks; job.row_bytes = row_bytes;
+    job.columns = columns; job.rows = rows; job.accumulate = accumulate; job.y = y;
+    job.parts = threads < helpers + 1 ? threads : helpers + 1;
+    atomic_store_explicit(&pending, helpers, memory_order_relaxed);
+    pthread_mutex_lock(&sleep_lock);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&sleep_lock);
+    run_part(0);
+    while (atomic_load_explicit(&pending, memory_order_acquire) > 0) _mm_pause();
+    pthread_mutex_unlock(&submit);
 }

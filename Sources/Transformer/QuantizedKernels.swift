@@ -9,8 +9,9 @@ import Dispatch
 ///
 /// - One row (decode): the activation row is quantized to Q8_0 once, then a GEMV streams each
 ///   weight block once and takes exact int8 dot products (`BlockKernels`, C with AVX2 or
-///   AVX-512 VNNI), rows split across the threads BLAS is given. This is llama.cpp's scheme,
-///   and its numerics: the activation is rounded to 8 bits per block of 32.
+///   AVX-512 VNNI), rows split across the threads BLAS is given (helper threads that stay
+///   awake between products; see block_kernels.c). This is llama.cpp's scheme, and its
+///   numerics: the activation is rounded to 8 bits per block of 32.
 /// - Several rows (prefill, scoring): the weight rows are widened to fp32 a tile at a time into
 ///   a scratch buffer and multiplied by sgemm, so a prompt still runs at GEMM speed, with fp32
 ///   activations, while the model's resident memory stays quantized.
@@ -18,27 +19,13 @@ enum QuantizedKernels {
     /// y[r] = Σ_b d_rb · dx_b · Σ_i q_rbi · qx_bi (+ y[r] when accumulating), r over every row,
     /// with x quantized to Q8_0 blocks (dx, qx) first.
     static func gemv(_ w: QuantizedMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let rows = w.rows, columns = w.columns
-        let workers = min(BLASThreads.count, max(1, rows / 64))
+        let columns = w.columns
+        // Rows split across the threads BLAS is given, at least 64 rows each.
+        let threads = min(BLASThreads.count, max(1, w.rows / 64))
+        let type = w.type == .q8_0 ? Int32(HUB_Q8_0) : Int32(HUB_Q4_0)
         withUnsafeTemporaryAllocation(byteCount: columns / 32 * Int(hub_q8_0_block_bytes), alignment: 64) { scratch in
             hub_quantize_row_q8_0(x, Int32(columns), scratch.baseAddress!)
-            nonisolated(unsafe) let xq = UnsafeRawPointer(scratch.baseAddress!), y = y
-            let body: @Sendable (Int, Int) -> Void = { first, count in
-                switch w.type {
-                case .q8_0: hub_gemv_q8_0(w.blocks, w.rowBytes, Int32(columns), Int32(first), Int32(count), xq, y, accumulate ? 1 : 0)
-                default: hub_gemv_q4_0(w.blocks, w.rowBytes, Int32(columns), Int32(first), Int32(count), xq, y, accumulate ? 1 : 0)
-                }
-            }
-            if workers < 2 {
-                body(0, rows)
-                return
-            }
-            // Contiguous row ranges: each thread streams one stretch of the weights.
-            let chunk = (rows + workers - 1) / workers
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let start = worker * chunk
-                if start < rows { body(start, min(rows, start + chunk) - start) }
-            }
+            hub_gemv(type, w.blocks, w.rowBytes, Int32(columns), Int32(w.rows), scratch.baseAddress!, y, accumulate ? 1 : 0, Int32(threads))
         }
     }
 

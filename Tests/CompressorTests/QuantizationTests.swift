@@ -92,6 +92,20 @@ struct QuantizationTests {
                     }
                 }
                 #expect(["avx2", "avx512-vnni"].contains(QuantizedKernels.instructionSet))
+                // Products asked for from several threads at once (two generations served side
+                // by side) run one at a time on the shared helpers, each with its own result.
+                BLASThreads.count = 2
+                var alone = [Float](repeating: 0, count: rows)
+                Kernels.linear(x, rows: 1, ldx: columns, quantized, &alone, ldy: rows, accumulate: false)
+                let lock = NSLock()
+                nonisolated(unsafe) var results = [[Float]](repeating: [], count: 8)
+                nonisolated(unsafe) let shared = quantized
+                DispatchQueue.concurrentPerform(iterations: 8) { index in
+                    var y = [Float](repeating: 0, count: rows)
+                    for _ in 0 ..< 20 { Kernels.linear(x, rows: 1, ldx: columns, shared, &y, ldy: rows, accumulate: false) }
+                    lock.withLock { results[index] = y }
+                }
+                #expect(results.allSatisfy { $0 == alone })
                 // An embedding row comes out widened exactly as Dequantizer widens it.
                 var row = [Float](repeating: 0, count: columns)
                 quantized.copyRow(123, into: &row)
