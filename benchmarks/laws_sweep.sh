@@ -8,7 +8,7 @@
 #      latency: benchmarks/laws/1-no-finetune.json (width-prune-global, calibrated, × r
 #      0.1–0.5, no fine-tuning); 1b-no-finetune-prunenet.json (prunenet, calibration-free, the
 #      same ratios; a recipe of its own so that a saved family can stand for either); 2-finetune.json
-#      (width-prune-global × r 0.1, 0.3, 0.5 × D 12k and 49k tokens); 3-finetune-prunenet.json
+#      (width-prune-global × r 0.2, 0.4 × D 12k and 49k tokens: four cells, about 40 minutes); 3-finetune-prunenet.json
 #      (the same budgets for prunenet); 4-depth-no-finetune.json (depth-prune-influence × r
 #      0.1–0.5). The order puts first what the fits need most, so a run cut short still fits;
 #      after each build the registry's family (every variant with its lineage and metrics
