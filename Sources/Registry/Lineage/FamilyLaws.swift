@@ -163,8 +163,17 @@ extension HubRegistry {
                     path: reference, reason: start.map { "compressed from weights \($0), not \(repository)'s model.safetensors (\(weights)); a saved family joins only the laws of its own base" }
                         ?? "its first lineage record names no base_checkpoint_sha256, so nothing shows it descends from \(repository)")
             }
-            if joined.contains(where: { $0.repository == member.repository }) {
-                notes.append("\(reference) from a saved family: this registry measured \(member.repository) itself, and that measurement is used")
+            if let local = joined.firstIndex(where: { $0.repository == member.repository }) {
+                // A fine-tuning build commits its compressed parent under the name of the
+                // budget-0 cell (NAME-ft12k's parent is NAME), unmeasured: the measured
+                // variant of another registry is the one that counts then.
+                if joined[local].metrics.isEmpty && !member.metrics.isEmpty {
+                    notes.append("\(reference) from a saved family: this registry holds \(member.repository) unmeasured (a fine-tuning build's compressed parent), so the saved measurement is used")
+                    joined[local] = member
+                    used.append("\(member.repository)@\(member.revision)")
+                } else {
+                    notes.append("\(reference) from a saved family: this registry measured \(member.repository) itself, and that measurement is used")
+                }
                 continue
             }
             joined.append(member)
