@@ -15,9 +15,11 @@
 // the VNNI variant is chosen at run time where the CPU has it.
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include "BlockKernels.h"
-#include <stdint.h>
 
 typedef struct { uint16_t d; int8_t q[32]; } __attribute__((packed)) block_q8_0;
 typedef struct { uint16_t d; uint8_t q[16]; } __attribute__((packed)) block_q4_0;
@@ -118,11 +120,6 @@ static row_loop loop_for(int type) {
     return has_vnni() ? gemv_q4_0_vnni : gemv_q4_0_avx2;
 }
 
-void hub_gemv_rows(int type, const void *weights, size_t row_bytes, int columns, int first, int count,
-                   const void *x_blocks, float *y, int accumulate) {
-    loop_for(type)(weights, row_bytes, columns, first, count, x_blocks, y, accumulate);
-}
-
 // The threads. A decode step makes about seven GEMVs per block, over 200 a token, each a few
 // tens of microseconds of work; waking a worker through the kernel (Dispatch's
 // concurrentPerform, a futex each time) cost more than the products themselves: two threads
@@ -130,9 +127,6 @@ void hub_gemv_rows(int type, const void *weights, size_t row_bytes, int columns,
 // each spins on a generation counter for up to SPIN_NS after its last job, then sleeps on a
 // condition variable, so that an idle process (or sgemm's own threads, during a prompt)
 // gets the cores back. One product runs at a time; the caller takes the first stretch of rows.
-#include <pthread.h>
-#include <stdatomic.h>
-#include <time.h>
 
 #define MAX_HELPERS 63
 #define SPIN_NS 200000
@@ -191,7 +185,7 @@ void hub_gemv(int type, const void *weights, size_t row_bytes, int columns, int 
               float *y, int accumulate, int threads) {
     if (threads > MAX_HELPERS + 1) threads = MAX_HELPERS + 1;
     if (threads < 2) {
-        hub_gemv_rows(type, weights, row_bytes, columns, 0, rows, x_blocks, y, accumulate);
+        loop_for(type)(weights, row_bytes, columns, 0, rows, x_blocks, y, accumulate);
         return;
     }
     pthread_mutex_lock(&submit);

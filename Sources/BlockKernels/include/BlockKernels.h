@@ -13,15 +13,11 @@ void hub_quantize_row_q8_0(const float *x, int columns, void *out);
 /// Block types: GGML's type ids.
 enum { HUB_Q4_0 = 2, HUB_Q8_0 = 8 };
 
-/// y[r] (+)= Σ_b d_rb · dx_b · Σ_i q_rbi · qx_bi for r in [first, first + count): weight rows of
-/// Q8_0 or Q4_0 blocks (`type`) `row_bytes` apart, times an activation row quantized by
-/// hub_quantize_row_q8_0. The block dot products are exact integers. On the calling thread.
-void hub_gemv_rows(int type, const void *weights, size_t row_bytes, int columns, int first, int count,
-                   const void *x_blocks, float *y, int accumulate);
-
-/// The same over rows [0, rows), split into `threads` contiguous stretches: the caller takes
-/// the first, helper threads (started on first use, kept awake briefly between products) the
-/// rest. Calls from several threads run one at a time.
+/// y[r] (+)= Σ_b d_rb · dx_b · Σ_i q_rbi · qx_bi for r in [0, rows): weight rows of Q8_0 or Q4_0
+/// blocks (`type`) `row_bytes` apart, times an activation row quantized by
+/// hub_quantize_row_q8_0; the block dot products are exact integers. The rows are split into
+/// `threads` contiguous stretches: the caller takes the first, helper threads (started on first
+/// use, kept awake briefly between products) the rest. Calls from several threads run one at a time.
 void hub_gemv(int type, const void *weights, size_t row_bytes, int columns, int rows, const void *x_blocks,
               float *y, int accumulate, int threads);
 

@@ -74,12 +74,15 @@ public enum FamilyLaws {
                 // hardware counts (`hubctl eval --suite latency --record` re-measures a model
                 // without its hour of scoring). The peak resident set depends on what the suite
                 // ran (the full suite scores 512-token windows), so memory comes from the suite's own record.
-                let here = records.last { $0.hardware.cpuModel == cpuModel && $0.hardware.blasThreads == blasThreads && $0.latency != nil }
+                let measuredHere = { (record: MetricsRecord) in
+                    record.hardware.cpuModel == cpuModel && record.hardware.blasThreads == blasThreads && record.latency != nil
+                }
+                let here = records.last(where: measuredHere)
                 switch metric {
                 case "decode_ms": value = here?.latency?.decodePerToken.p50Milliseconds
                 case "prefill_ms": value = here?.latency?.prefill.max { $0.tokens < $1.tokens }?.latency.p50Milliseconds
                 case "peak_rss_mb":
-                    let suiteRecord = records.last { $0.suite == suite && $0.hardware.cpuModel == cpuModel && $0.hardware.blasThreads == blasThreads && $0.latency != nil }
+                    let suiteRecord = records.last { $0.suite == suite && measuredHere($0) }
                     value = suiteRecord.map { Double($0.peakRSSBytes) / 1e6 }.flatMap { $0 > 0 ? $0 : nil }
                 default: value = nil
                 }
