@@ -16,6 +16,15 @@ public struct HardwareProfile: Codable, Sendable, Equatable {
         case blasThreads = "blas_threads", operatingSystem = "operating_system"
     }
 
+    /// The kernel set named in an OpenBLAS configuration string ("OpenBLAS 0.3.21 NO_LAPACKE
+    /// DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64" → "SkylakeX"): the one word that is
+    /// neither the library's name, its version, nor an upper-case build option.
+    public static func blasKernels(_ config: String) -> String? {
+        config.split(separator: " ").map(String.init).last { word in
+            word != "OpenBLAS" && word.first?.isNumber == false && word.uppercased() != word
+        }
+    }
+
     public static func current() -> HardwareProfile {
         let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuInfo.split(separator: "\n").first { $0.hasPrefix("model name") }

@@ -62,8 +62,10 @@ struct LawsCommand: ParsableCommand {
 
         func run() throws {
             let (name, revision) = try LawsCommand.split(base)
-            let set = try data.open().fitLaws(base: name, revision: revision, suite: suite, cpuModel: HardwareProfile.current().cpuModel,
-                                              blasThreads: threads ?? BLASThreads.count, holdOut: holdOut, imported: try family.members())
+            let here = HardwareProfile.current()
+            let set = try data.open().fitLaws(base: name, revision: revision, suite: suite, cpuModel: here.cpuModel,
+                                              blasThreads: threads ?? BLASThreads.count, blas: here.blas, holdOut: holdOut,
+                                              imported: try family.members())
             if json { print(try Output.json(set)) } else { LawsCommand.describe(set) }
         }
     }
@@ -222,7 +224,7 @@ struct LawsCommand: ParsableCommand {
 
     static func describe(_ set: LawSet) {
         print("laws of \(set.base)@\(set.baseRevision.prefix(10)), \(set.suite) suite, fitted \(set.createdAt)"
-              + (set.cpuModel.map { " (latency on \($0), \(set.blasThreads ?? 0) BLAS threads)" } ?? ""))
+              + (set.profileDescription.map { " (latency on \($0))" } ?? ""))
         for law in set.laws {
             let coefficients = law.coefficients.map { String(format: "%@ %.4g [%.4g, %.4g]", $0.name, $0.value, $0.low, $0.high) }
             let loo = law.looMeanRelativeError.map { String(format: ", leave-one-out error %.1f%% (max %.1f%%)", $0 * 100, (law.looMaxRelativeError ?? 0) * 100) } ?? ""

@@ -101,7 +101,8 @@ struct Pull: ParsableCommand {
         let client = remote.client()
         let members = try family(client)
         let blasThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let selector = VariantSelector(cpuModel: HardwareProfile.current().cpuModel, blasThreads: blasThreads) {
+        let here = HardwareProfile.current()
+        let selector = VariantSelector(cpuModel: here.cpuModel, blasThreads: blasThreads, blas: here.blas) {
             BLASThreads.count = blasThreads
             Output.progress("calibrating this machine's speed to scale latency measured elsewhere…")
             return MachineSpeed.measure()

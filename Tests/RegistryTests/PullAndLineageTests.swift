@@ -18,6 +18,8 @@ struct HubFamilyFixture {
     let registry: HubRegistry
     let base: Revision, width: Revision, depth: Revision, tuned: Revision
     static let localCPU = HardwareProfile.current().cpuModel
+    /// This machine's BLAS build, as its own records name it; a record may claim another.
+    static let localBLAS = HardwareProfile.current().blas
     static let otherCPU = "Other CPU @ 1.0GHz"
 
     init() throws {
@@ -80,18 +82,18 @@ struct HubFamilyFixture {
     }
 
     func record(_ revision: Revision, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
-                speed: MachineSpeed? = nil) throws {
+                speed: MachineSpeed? = nil, blas: String = HubFamilyFixture.localBLAS) throws {
         let record = try Self.metrics(model: revision.repository.description, cpu: cpu, decode: decode, prefill: prefill, rss: rss, loss: loss,
-                                      accuracy: accuracy, speed: speed)
+                                      accuracy: accuracy, speed: speed, blas: blas)
         _ = try registry.recordMetrics(record, for: revision.repository, revision: revision.id)
     }
 
     static func metrics(model: String, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
-                        speed: MachineSpeed? = nil) throws -> MetricsRecord {
+                        speed: MachineSpeed? = nil, blas: String = HubFamilyFixture.localBLAS) throws -> MetricsRecord {
         var json: [String: Any] = [
             "schema_version": 1, "model": model, "suite": "full", "created_at": "2026-11-24T00:00:00Z",
             "code_version": "test",
-            "hardware": ["cpu_model": cpu, "logical_cores": 2, "memory_bytes": 1 << 34, "blas": "OpenBLAS", "blas_threads": 2, "operating_system": "linux"],
+            "hardware": ["cpu_model": cpu, "logical_cores": 2, "memory_bytes": 1 << 34, "blas": blas, "blas_threads": 2, "operating_system": "linux"],
             "parameters": ["total": 10, "embedding": 2, "non_embedding": 8], "bytes_on_disk": 40,
             "loss": ["corpus": "xsum", "documents": 101, "windows": 101, "tokens": 40000, "context": 512, "cross_entropy": loss,
                      "perplexity": exp(loss)],
@@ -161,6 +163,78 @@ struct PullAndLineageTests {
         let baseWorkload = try #require(workload.candidates.first { $0.repository == "team/base" })
         #expect(abs(baseWorkload.latencyMilliseconds!.value - (200 + 10 * 20)) < 1e-9)
         #expect(baseWorkload.kept)
+    }
+
+    @Test("a variant committed again is offered as its current revision only: the superseded one stays in the family, marked, and is never chosen")
+    func supersededNotOffered() throws {
+        let fixture = try HubFamilyFixture()
+        let registry = fixture.registry
+        // team/width again (a build run after its stages changed): other weights, measured slower
+        // and worse. The old revision's better figures must not win the budget.
+        let baseModel = try TinyCheckpoint.uniform(seed: 2)
+        let baseWeights = try registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256
+        var narrow = baseModel.config
+        narrow.intermediateSize = 8
+        let again = try HubFamilyFixture.commit(TinyCheckpoint(random: narrow, seed: 30), as: "team/width", in: fixture.directory, registry: registry,
+                                                record: ("recipe.json", { HubFamilyFixture.recipe("width-prune", base: baseModel, parameters: $0, input: baseWeights) }),
+                                                parent: "team/base")
+        #expect(again.id != fixture.width.id)
+        try fixture.record(again, cpu: HubFamilyFixture.localCPU, decode: 18, prefill: [32: 36], rss: 420_000_000, loss: 3.9, accuracy: 0.41)
+
+        let members = try registry.family(of: RepositoryName("team/base"))
+        let widths = members.filter { $0.repository == "team/width" }
+        #expect(widths.count == 2)
+        #expect(widths.first { $0.revision == fixture.width.id }?.superseded == true)
+        #expect(widths.first { $0.revision == again.id }?.isCurrent == true)
+        // The base and team/tuned (whose parent is now superseded) are current.
+        #expect(members.filter { $0.repository != "team/width" }.allSatisfy { $0.isCurrent })
+        // The mark travels over the API's JSON; a family saved before it existed decodes as current.
+        let decoded = try JSONDecoder().decode([FamilyMember].self, from: JSONEncoder().encode(members))
+        #expect(decoded == members)
+        var old = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(widths[0])) as? [String: Any])
+        old.removeValue(forKey: "superseded")
+        #expect(try JSONDecoder().decode(FamilyMember.self, from: JSONSerialization.data(withJSONObject: old)).isCurrent)
+
+        // Loss ≤ 3.6: the old team/width (3.5) would fit, the current one (3.9) does not.
+        let selection = Self.selector().select(members, budget: Budget(maxLoss: 3.6, preference: .size))
+        #expect(!selection.candidates.contains { $0.revision == fixture.width.id })
+        #expect(selection.candidates.filter { $0.repository == "team/width" }.map(\.revision) == [again.id])
+        #expect(selection.chosen?.repository == "team/tuned")
+    }
+
+    @Test("a latency measured on this CPU with another BLAS build (fallback kernels) is not this machine's: it is scaled, or it does not count")
+    func otherBLASBuild() throws {
+        let fixture = try HubFamilyFixture()
+        // team/width measured again, newest, under OpenBLAS's Prescott fallback: slower, no machine speed.
+        let prescott = "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64"
+        try fixture.record(fixture.width, cpu: HubFamilyFixture.localCPU, decode: 60, prefill: [32: 90], rss: 420_000_000, loss: 3.5,
+                           accuracy: 0.45, blas: prescott)
+        let members = try fixture.registry.family(of: RepositoryName("team/base"))
+        let budget = Budget(maxLatencyMilliseconds: 15)
+        // Matching the BLAS build: the Prescott record is someone else's; this build's 14 ms counts.
+        let here = VariantSelector(cpuModel: HubFamilyFixture.localCPU, blasThreads: 2, blas: HubFamilyFixture.localBLAS) {
+            MachineSpeed(sgemmGFLOPS: 200, memoryGBPS: 20)
+        }
+        let width = try #require(here.select(members, budget: budget).candidates.first { $0.repository == "team/width" })
+        #expect(width.latencyMilliseconds?.value == 14 && width.kept)
+        // Run under the fallback build, only the Prescott record is this machine's.
+        let fallback = VariantSelector(cpuModel: HubFamilyFixture.localCPU, blasThreads: 2, blas: prescott) { MachineSpeed(sgemmGFLOPS: 40, memoryGBPS: 20) }
+        let slow = try #require(fallback.select(members, budget: budget).candidates.first { $0.repository == "team/width" })
+        #expect(slow.latencyMilliseconds?.value == 60 && !slow.kept)
+        #expect(HardwareProfile.blasKernels(prescott) == "Prescott")
+        #expect(HardwareProfile.blasKernels("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64") == "SkylakeX")
+        #expect(HardwareProfile.blasKernels("OpenBLAS 0.3.21 NO_LAPACKE") == nil)
+
+        // The laws: a decode point comes from this build's records only.
+        let set = try fixture.registry.fitLaws(base: RepositoryName("team/base"), suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2,
+                                               blas: HubFamilyFixture.localBLAS)
+        #expect(set.blas == HubFamilyFixture.localBLAS)
+        let mine = FamilyLaws.points(members, metric: "decode_ms", suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2,
+                                     blas: HubFamilyFixture.localBLAS)
+        #expect(mine.map(\.value).sorted() == [14, 14, 20])  // base, width, tuned; not 60
+        let underPrescott = FamilyLaws.points(members, metric: "decode_ms", suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2,
+                                              blas: prescott)
+        #expect(underPrescott.map(\.value) == [60])
     }
 
     @Test("when nothing fits, the nearest come first and interpolation suggests a ratio and the commands that build it")

@@ -22,10 +22,22 @@ public struct LawSet: Codable, Sendable, Equatable {
     /// Variants measured in another registry that joined the fit from a saved family
     /// (`hubctl laws fit --family`), as repository@revision.
     public var imported: [String]? = nil
+    /// The BLAS build of the latency laws' profile (OpenBLAS's configuration, which names the
+    /// kernels it chose): the same CPU runs sgemm five times slower on a fallback kernel set.
+    /// Absent in law sets fitted before it was recorded.
+    public var blas: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case base, baseRevision = "base_revision", suite, cpuModel = "cpu_model", blasThreads = "blas_threads"
+        case base, baseRevision = "base_revision", suite, cpuModel = "cpu_model", blasThreads = "blas_threads", blas
         case createdAt = "created_at", laws, skipped, heldOut = "held_out", imported
+    }
+
+    /// The latency profile in words: "Intel(R) Xeon(R) Processor, 2 BLAS threads, OpenBLAS
+    /// SkylakeX kernels"; nil when the set has none.
+    public var profileDescription: String? {
+        guard let cpuModel else { return nil }
+        let kernels = blas.flatMap(HardwareProfile.blasKernels).map { ", OpenBLAS \($0) kernels" } ?? ""
+        return "\(cpuModel), \(blasThreads ?? 0) BLAS threads\(kernels)"
     }
 
     /// The law for `metric` by `method` in `form`, if fitted.
@@ -57,7 +69,8 @@ public enum FamilyLaws {
 
     /// One value per family member for `metric`: loss and accuracy from the newest record of
     /// `suite`; latency and memory from the newest record on the given hardware profile.
-    public static func points(_ members: [FamilyMember], metric: String, suite: String, cpuModel: String?, blasThreads: Int?) -> [LawPoint] {
+    public static func points(_ members: [FamilyMember], metric: String, suite: String, cpuModel: String?, blasThreads: Int?,
+                              blas: String? = nil) -> [LawPoint] {
         guard let base = members.first(where: { $0.kind == .base }) else { return [] }
         return members.compactMap { member -> LawPoint? in
             let records = member.metrics.compactMap { json -> MetricsRecord? in
@@ -76,6 +89,7 @@ public enum FamilyLaws {
                 // ran (the full suite scores 512-token windows), so memory comes from the suite's own record.
                 let measuredHere = { (record: MetricsRecord) in
                     record.hardware.cpuModel == cpuModel && record.hardware.blasThreads == blasThreads && record.latency != nil
+                        && (blas == nil || record.hardware.blas == blas)
                 }
                 let here = records.last(where: measuredHere)
                 switch metric {
@@ -102,10 +116,11 @@ public enum FamilyLaws {
     /// Every law the family's measurements allow, per compression method: the base (r = 0,
     /// D = 0) joins every method's points. The polynomial forms use only the points without
     /// fine-tuning; the paper's form uses them all.
-    public static func fit(_ members: [FamilyMember], suite: String, cpuModel: String?, blasThreads: Int?, fitter: LawFitter = LawFitter()) -> (laws: [FittedLaw], skipped: [String]) {
+    public static func fit(_ members: [FamilyMember], suite: String, cpuModel: String?, blasThreads: Int?, blas: String? = nil,
+                           fitter: LawFitter = LawFitter()) -> (laws: [FittedLaw], skipped: [String]) {
         var laws: [FittedLaw] = [], skipped: [String] = []
         for (metric, forms) in metrics {
-            let all = points(members, metric: metric, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads)
+            let all = points(members, metric: metric, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads, blas: blas)
             let base = all.filter { $0.method.isEmpty }
             for method in Set(all.map(\.method)).subtracting([""]).sorted() {
                 let mine = base + all.filter { $0.method == method }
@@ -132,10 +147,7 @@ extension HubRegistry {
     /// at, so that a superseded measurement is neither counted twice nor mixed with its
     /// replacement.
     public func currentFamily(of repository: RepositoryName, revision: String = "main") throws -> [FamilyMember] {
-        try family(of: repository, revision: revision).filter { member in
-            guard member.kind != .base, let name = try? RepositoryName(member.repository) else { return true }
-            return try store.resolve(name, revision: "main")?.id == member.revision
-        }
+        try family(of: repository, revision: revision).filter(\.isCurrent)
     }
 
     /// The members the laws of a base are fitted on: its family in this registry, joined by
@@ -155,9 +167,10 @@ extension HubRegistry {
         }
         var joined = members, used: [String] = [], notes: [String] = []
         // A saved family lists what its registry held; of a repository committed more than
-        // once, the last listed is the newest.
+        // once, the one not marked superseded, else (families saved before the mark) the
+        // last listed, the newest.
         var newest: [String: FamilyMember] = [:]
-        for member in imported where member.kind != .base { newest[member.repository] = member }
+        for member in imported where member.kind != .base && member.isCurrent { newest[member.repository] = member }
         for member in imported where member.kind != .base && newest[member.repository]?.revision == member.revision {
             let reference = "\(member.repository)@\(member.revision.prefix(10))"
             let start = member.edges.first?["base_checkpoint_sha256"]?.stringValue
@@ -190,16 +203,17 @@ extension HubRegistry {
     /// `holdOut` names variants to leave out (kept to check predictions against); each must be
     /// a member of the family. `imported` are variants measured elsewhere (see `lawMembers`).
     public func fitLaws(base repository: RepositoryName, revision: String = "main", suite: String, cpuModel: String?, blasThreads: Int?,
-                        holdOut: [String] = [], imported: [FamilyMember] = [], fitter: LawFitter = LawFitter()) throws -> LawSet {
+                        blas: String? = nil, holdOut: [String] = [], imported: [FamilyMember] = [], fitter: LawFitter = LawFitter()) throws -> LawSet {
         let (members, used, notes) = try lawMembers(of: repository, revision: revision, imported: imported)
         guard let root = members.first(where: { $0.kind == .base }) else { throw RegistryError.notAModel(repository, revision: revision) }
         for name in holdOut where !members.contains(where: { $0.repository == name && $0.kind != .base }) {
             throw RegistryError.invalidVariant(path: name, reason: "not a variant of \(repository)'s family, so it cannot be held out of its laws")
         }
         let (laws, skipped) = FamilyLaws.fit(members.filter { !holdOut.contains($0.repository) }, suite: suite, cpuModel: cpuModel,
-                                             blasThreads: blasThreads, fitter: fitter)
+                                             blasThreads: blasThreads, blas: blas, fitter: fitter)
         var set = LawSet(base: repository.description, baseRevision: root.revision, suite: suite, cpuModel: cpuModel, blasThreads: blasThreads,
                          createdAt: Timestamp.now(), laws: laws, skipped: skipped + notes)
+        set.blas = blas
         if !holdOut.isEmpty { set.heldOut = holdOut.sorted() }
         if !used.isEmpty { set.imported = used.sorted() }
         let encoder = JSONEncoder()

@@ -17,9 +17,14 @@ public struct FamilyMember: Sendable, Codable, Equatable {
     public let edges: [JSONValue]
     /// Every metrics record stored for the revision (schemas/metrics.schema.json), oldest first.
     public let metrics: [JSONValue]
+    /// True when the repository's main branch has moved past this revision (a build run
+    /// again commits its variant anew); absent otherwise, and in families saved before the
+    /// field existed. A superseded revision stays in the family, since lineage and audits
+    /// need it, but is not offered by pull-by-budget nor fitted by the laws.
+    public let superseded: Bool?
 
     public init(repository: String, revision: String, kind: VariantRecord.Kind, parameters: Int, bytes: Int, base: String,
-                edges: [JSONValue], metrics: [JSONValue]) {
+                edges: [JSONValue], metrics: [JSONValue], superseded: Bool = false) {
         self.repository = repository
         self.revision = revision
         self.kind = kind
@@ -28,7 +33,11 @@ public struct FamilyMember: Sendable, Codable, Equatable {
         self.base = base
         self.edges = edges
         self.metrics = metrics
+        self.superseded = superseded ? true : nil
     }
+
+    /// Whether this is the revision its repository's main branch points at.
+    public var isCurrent: Bool { superseded != true }
 }
 
 /// One step of a variant's lineage: a revision with its files, and the record of the edge
@@ -74,10 +83,14 @@ extension HubRegistry {
             let (revision, edges) = queue.removeFirst()
             guard seen.insert(revision.id).inserted, let variant = try store.variant(of: revision.id) else { continue }
             if !includePrivate, try store.repository(revision.repository)?.isPrivate != false { continue }
+            // The root is the revision asked for, superseded or not; a variant is superseded
+            // when its repository's main points elsewhere.
+            let main = revision.id == root.id ? nil : try store.resolve(revision.repository, revision: "main")
+            let superseded = revision.id != root.id && main?.id != revision.id
             members.append(FamilyMember(
                 repository: revision.repository.description, revision: revision.id, kind: variant.kind, parameters: variant.parameters,
                 bytes: variant.bytes, base: base, edges: edges,
-                metrics: try store.metrics(of: revision.id).map { try JSONValue(json: $0.recordJSON) }))
+                metrics: try store.metrics(of: revision.id).map { try JSONValue(json: $0.recordJSON) }, superseded: superseded))
             for edge in try store.children(of: revision.id) {
                 guard let child = try store.revision(id: edge.childRevisionID) else { continue }
                 queue.append((child, edges + [try JSONValue(json: edge.recipeJSON)]))

@@ -8,7 +8,7 @@ extension VariantSelector {
     /// and only from laws fitted on this machine's profile; a method whose laws cannot speak
     /// to a constraint is not suggested.
     public func suggestions(from laws: LawSet, budget: Budget) -> [Suggestion] {
-        let sameProfile = laws.cpuModel == cpuModel && laws.blasThreads == blasThreads
+        let sameProfile = laws.cpuModel == cpuModel && laws.blasThreads == blasThreads && (laws.blas == nil || blas == nil || laws.blas == blas)
         var suggestions: [Suggestion] = []
         for method in Set(laws.laws.map(\.method)).sorted() {
             func law(_ metric: String) -> FittedLaw? { laws.bestLaw(metric, method: method, tokens: 0) }

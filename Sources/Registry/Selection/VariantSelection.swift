@@ -132,19 +132,23 @@ public struct Selection: Sendable, Codable, Equatable {
 }
 
 /// Chooses the variant that fits a budget from a family's members and their metrics records.
-/// Latency counts only as measured on this machine's profile (CPU model and BLAS threads);
+/// Latency counts only as measured on this machine's profile (CPU model, BLAS threads and,
+/// when given, the BLAS build with the kernels it chose);
 /// a latency measured elsewhere is scaled by the ratio of the two machines' speeds (sgemm
 /// for prefill, memory bandwidth for decode), which costs one short local calibration run and
 /// is said in the candidate's basis. Pure apart from that run.
 public struct VariantSelector: Sendable {
     public let cpuModel: String
     public let blasThreads: Int
+    /// OpenBLAS's configuration here (HardwareProfile.blas); nil matches any.
+    public let blas: String?
     /// Measures this machine when a latency needs scaling; called at most once.
     public let calibrate: @Sendable () -> MachineSpeed
 
-    public init(cpuModel: String, blasThreads: Int, calibrate: @escaping @Sendable () -> MachineSpeed) {
+    public init(cpuModel: String, blasThreads: Int, blas: String? = nil, calibrate: @escaping @Sendable () -> MachineSpeed) {
         self.cpuModel = cpuModel
         self.blasThreads = blasThreads
+        self.blas = blas
         self.calibrate = calibrate
     }
 
@@ -158,7 +162,10 @@ public struct VariantSelector: Sendable {
         }
         let baseParameters = Dictionary(members.filter { $0.edges.isEmpty }.map { ("\($0.repository)@\($0.revision)", $0.parameters) },
                                         uniquingKeysWith: { a, _ in a })
-        let candidates = members.map { candidate($0, baseParameters: baseParameters[$0.base] ?? $0.parameters, budget: budget, local: local) }
+        // A superseded revision (its repository's main has moved on) is history, not an offer:
+        // its measurement describes weights the repository no longer serves by default.
+        let candidates = members.filter(\.isCurrent)
+            .map { candidate($0, baseParameters: baseParameters[$0.base] ?? $0.parameters, budget: budget, local: local) }
         let kept = candidates.filter(\.kept).sorted { better($0, $1, budget.preference) }
         let dropped = candidates.filter { !$0.kept }.sorted { distance($0, budget) < distance($1, budget) }
         let suggestions = kept.isEmpty ? suggest(candidates, budget: budget) : []
@@ -227,7 +234,7 @@ public struct VariantSelector: Sendable {
 
     private func latencyEstimate(_ records: [MetricsRecord], budget: Budget, local: () -> MachineSpeed) -> Estimate? {
         let measured = records.filter { $0.latency != nil }
-        let here = measured.filter { $0.hardware.cpuModel == cpuModel && $0.hardware.blasThreads == blasThreads }
+        let here = measured.filter(isHere)
         if let newest = here.last?.latency {
             let p50s = here.map { Self.latency($0.latency!, budget: budget, p95: false) }
             let p95s = here.map { Self.latency($0.latency!, budget: budget, p95: true) }
@@ -245,6 +252,12 @@ public struct VariantSelector: Sendable {
             basis: String(format: "scaled from %@ (%d threads) by a local calibration run: sgemm %.0f→%.0f GFLOP/s, memory %.1f→%.1f GB/s",
                           elsewhere.hardware.cpuModel, elsewhere.hardware.blasThreads, remote.sgemmGFLOPS, mine.sgemmGFLOPS,
                           remote.memoryGBPS, mine.memoryGBPS))
+    }
+
+    /// Whether a record was measured on this machine's profile. The same CPU with another
+    /// BLAS build (or one that fell back to older kernels) is another machine for latency.
+    func isHere(_ record: MetricsRecord) -> Bool {
+        record.hardware.cpuModel == cpuModel && record.hardware.blasThreads == blasThreads && (blas == nil || record.hardware.blas == blas)
     }
 
     private func memoryEstimate(_ records: [MetricsRecord]) -> Estimate? {
