@@ -116,7 +116,8 @@ struct PageRoutes: Sendable {
         var body = "<p>Fitted \(HTML.escape(set.createdAt)) on the \(HTML.escape(set.suite)) suite of "
             + "\(Self.link(repository))'s variants. Points are measured variants (the base is r = 0); solid lines are the "
             + "polynomial forms (no fine-tuning), dashed lines the paper's law L = L0<sup>α</sup>(1+r)<sup>β</sup>(1+1/(D+ε))<sup>γ</sup> "
-            + "at each fine-tuning budget D, shaded bands its 95% bootstrap interval.</p>\n"
+            + "at each fine-tuning budget D, shaded bands its 95% bootstrap interval."
+            + (set.profileDescription.map { " Latency and memory are this hardware profile's: \(HTML.escape($0)).</p>\n" } ?? "</p>\n")
         for metric in ["loss", "accuracy", "decode_ms", "prefill_ms", "peak_rss_mb"] {
             let laws = set.laws.filter { $0.metric == metric }
             guard !laws.isEmpty else { continue }
