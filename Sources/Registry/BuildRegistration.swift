@@ -16,7 +16,8 @@ extension HubRegistry {
             // The models made on the way first (compressed, fine-tuned), each the next one's lineage parent.
             let name = try RepositoryName(intermediate)
             let revision = try withFiles(of: directory, provenance: nil) { directory in
-                try registerVariant(directory: directory, as: name, parent: parent, parentRevision: parentRevision, author: author)
+                try heldRevision(of: name, holding: directory, parent: parent, parentRevision: parentRevision)
+                    ?? registerVariant(directory: directory, as: name, parent: parent, parentRevision: parentRevision, author: author)
             }
             (parent, parentRevision) = (name, revision.id)
         }
@@ -29,6 +30,27 @@ extension HubRegistry {
             _ = try recordMetrics(output.metrics, for: name, revision: revision.id)
         }
         return revision
+    }
+
+    /// The revision `name`'s main branch points at, when it already holds the model in
+    /// `directory` (every file the same, a `build.json` apart) on an edge from the same parent
+    /// revision. A fine-tuning cell registers its compressed parent under the name of the
+    /// budget-0 cell (NAME-ft49k's parent is NAME); when that cell was built and measured, its
+    /// revision is the parent. Committing the files again would make a new, unmeasured revision
+    /// of the same weights that supersedes the measured one, and the measurement would leave
+    /// the laws and pull-by-budget.
+    func heldRevision(of name: RepositoryName, holding directory: URL, parent: RepositoryName, parentRevision: String) throws -> Revision? {
+        guard let main = try store.resolve(name, revision: "main"), let parentID = try store.resolve(parent, revision: parentRevision)?.id,
+              try store.lineage(of: main.id)?.parentRevisionID == parentID else { return nil }
+        var held: [String: RevisionFile] = [:]
+        for file in try store.files(of: main.id) where file.path != "build.json" { held[file.path] = file }
+        let offered = try DirectoryListing.regularFiles(under: directory).filter { $0.0 != "build.json" }
+        guard offered.count == held.count else { return nil }
+        for (path, url) in offered {
+            guard let file = held[path], let size = try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int,
+                  size == file.size, try SHA256Digest.ofFile(at: url) == file.sha256 else { return nil }
+        }
+        return main
     }
 
     /// Runs `body` on a directory holding a stage's output files (hard links, no copies) but

@@ -35,6 +35,56 @@ struct BuildCommandTests {
         #expect(!paths.contains("stage.json"), "\(paths)")
     }
 
+    @Test("a fine-tuning cell's compressed parent, already built and measured as the budget-0 cell, is that revision: not committed again unmeasured")
+    func measuredParentKept() throws {
+        let fixture = try HubFamilyFixture()
+        let registry = fixture.registry
+        let baseModel = try TinyCheckpoint.uniform(seed: 2)
+        let baseWeights = try registry.store.files(of: fixture.base.id).first { $0.path == "model.safetensors" }!.sha256
+        func stageOutput(_ name: String, seed: UInt64, record: (file: String, json: (Int) -> [String: Any])) throws -> URL {
+            var narrow = baseModel.config
+            narrow.intermediateSize = 8
+            let model = TinyCheckpoint(random: narrow, seed: seed)
+            let folder = fixture.directory.path(name)
+            try model.write(to: folder)
+            let parameters = ParameterCount(tensors: model.tensors.map { ($0.key, $0.value.shape) }).total
+            try JSONSerialization.data(withJSONObject: record.json(parameters), options: [.sortedKeys]).write(to: folder.appendingPathComponent(record.file))
+            return folder
+        }
+        let spec = StageSpec(kind: .compress, inputSHA256: baseWeights, settings: .object(["method": .string("width-prune"), "ratio": .number(0.3)]))
+        let stage = StageRecord(spec: spec, key: spec.key, seconds: 1, createdAt: "2026-12-01T00:00:00Z")
+        let metrics = try HubFamilyFixture.metrics(model: "laws/cell", cpu: HubFamilyFixture.localCPU, decode: 10, prefill: [32: 20], rss: 1,
+                                                   loss: 3.5, accuracy: 0.4)
+        let recipe = ("recipe.json", { HubFamilyFixture.recipe("width-prune", base: baseModel, parameters: $0, input: baseWeights) })
+        // The budget-0 cell: built, registered with build.json and measured.
+        let compressed = try stageOutput("compressed", seed: 41, record: recipe)
+        let cell = try registry.registerBuild(BuildOutput(recipe: BuildRecipe(base: "team/base", name: "laws/cell", compression: .init(method: "width-prune", ratio: 0.3)),
+                                                          intermediates: [], variant: compressed, metrics: metrics, stages: [stage]), author: "test")
+        let cellWeights = try registry.store.files(of: cell.id).first { $0.path == "model.safetensors" }!.sha256
+        // The fine-tuning cell from the same compress stage output.
+        func tune(_ parent: URL, as name: String) throws -> Revision {
+            let weights = try SHA256Digest.ofFile(at: parent.appendingPathComponent("model.safetensors"))
+            let tuned = try stageOutput("tuned-\(name.split(separator: "/").last!)", seed: 42,
+                                        record: ("finetune.json", { _ in HubFamilyFixture.fineTune(input: weights, teacher: baseWeights) }))
+            let recipe = BuildRecipe(base: "team/base", name: name, compression: .init(method: "width-prune", ratio: 0.3))
+            return try registry.registerBuild(BuildOutput(recipe: recipe, intermediates: [("laws/cell", parent)], variant: tuned,
+                                                          metrics: metrics, stages: [stage]), author: "test")
+        }
+        let tuned = try tune(compressed, as: "laws/cell-ft4k")
+        #expect(try registry.store.resolve(RepositoryName("laws/cell"), revision: "main")?.id == cell.id)
+        #expect(try registry.store.lineage(of: tuned.id)?.parentRevisionID == cell.id)
+        #expect(try registry.store.metrics(of: cell.id).count == 1)
+        #expect(try registry.family(of: RepositoryName("team/base")).filter { $0.repository == "laws/cell" }.count == 1)
+
+        // Other weights under the cell's name are a new revision (and supersede it).
+        let other = try stageOutput("other", seed: 43, record: recipe)
+        #expect(try SHA256Digest.ofFile(at: other.appendingPathComponent("model.safetensors")) != cellWeights)
+        let second = try tune(other, as: "laws/cell-ft8k")
+        let moved = try #require(try registry.store.resolve(RepositoryName("laws/cell"), revision: "main"))
+        let secondParent = try registry.store.lineage(of: second.id)?.parentRevisionID
+        #expect(moved.id != cell.id && secondParent == moved.id)
+    }
+
     @Test("a recipe builds, registers the variant with its lineage and metrics, and building it again registers nothing new")
     func buildAndRegister() throws {
         let directory = try TemporaryDirectory()
