@@ -40,7 +40,7 @@ extension HubRegistry {
     /// of the same weights that supersedes the measured one, and the measurement would leave
     /// the laws and pull-by-budget.
     func heldRevision(of name: RepositoryName, holding directory: URL, parent: RepositoryName, parentRevision: String) throws -> Revision? {
-        guard let main = try store.resolve(name, revision: "main"), let parentID = try store.resolve(parent, revision: parentRevision)?.id,
+        guard try store.repository(name) != nil, let main = try store.resolve(name, revision: "main"), let parentID = try store.resolve(parent, revision: parentRevision)?.id,
               try store.lineage(of: main.id)?.parentRevisionID == parentID else { return nil }
         var held: [String: RevisionFile] = [:]
         for file in try store.files(of: main.id) where file.path != "build.json" { held[file.path] = file }
