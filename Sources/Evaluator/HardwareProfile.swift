@@ -25,6 +25,13 @@ public struct HardwareProfile: Codable, Sendable, Equatable {
         }
     }
 
+    /// Whether a measurement taken on this profile counts as taken on the one named: the same
+    /// CPU model and BLAS threads and, when `blas` is given, the same BLAS build. The same CPU
+    /// with another build (or one that fell back to older kernels) is another machine for speed.
+    public func matches(cpuModel: String?, blasThreads: Int?, blas: String?) -> Bool {
+        self.cpuModel == cpuModel && self.blasThreads == blasThreads && (blas == nil || self.blas == blas)
+    }
+
     public static func current() -> HardwareProfile {
         let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuInfo.split(separator: "\n").first { $0.hasPrefix("model name") }

@@ -44,11 +44,8 @@ struct BuildCommandTests {
         func stageOutput(_ name: String, seed: UInt64, record: (file: String, json: (Int) -> [String: Any])) throws -> URL {
             var narrow = baseModel.config
             narrow.intermediateSize = 8
-            let model = TinyCheckpoint(random: narrow, seed: seed)
             let folder = fixture.directory.path(name)
-            try model.write(to: folder)
-            let parameters = ParameterCount(tensors: model.tensors.map { ($0.key, $0.value.shape) }).total
-            try JSONSerialization.data(withJSONObject: record.json(parameters), options: [.sortedKeys]).write(to: folder.appendingPathComponent(record.file))
+            try HubFamilyFixture.write(TinyCheckpoint(random: narrow, seed: seed), to: folder, record: record)
             return folder
         }
         let spec = StageSpec(kind: .compress, inputSHA256: baseWeights, settings: .object(["method": .string("width-prune"), "ratio": .number(0.3)]))

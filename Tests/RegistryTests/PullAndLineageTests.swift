@@ -50,18 +50,25 @@ struct HubFamilyFixture {
         try record(tuned, cpu: Self.localCPU, decode: 14, prefill: [32: 28, 128: 70, 512: 280], rss: 420_000_000, loss: 3.2, accuracy: 0.47)
     }
 
+    /// Writes `model` to `folder` with its lineage record (recipe.json or finetune.json, made
+    /// from the model's parameter count), as hubctl compress or finetune leaves a directory.
+    static func write(_ model: TinyCheckpoint, to folder: URL, record: (file: String, json: (Int) -> [String: Any])) throws {
+        try model.write(to: folder)
+        let parameters = ParameterCount(tensors: model.tensors.map { ($0.key, $0.value.shape) }).total
+        try JSONSerialization.data(withJSONObject: record.json(parameters), options: [.sortedKeys]).write(to: folder.appendingPathComponent(record.file))
+    }
+
     static func commit(_ model: TinyCheckpoint, as name: String, in directory: TemporaryDirectory, registry: HubRegistry,
                        record: (file: String, json: (Int) -> [String: Any])?, parent: String? = nil) throws -> Revision {
         let folder = directory.path(name.replacingOccurrences(of: "/", with: "-"))
-        try model.write(to: folder)
-        let parameters = ParameterCount(tensors: model.tensors.map { ($0.key, $0.value.shape) }).total
         guard let record, let parent else {
+            try model.write(to: folder)
             return try registry.commitDirectory(folder, to: RepositoryName(name), message: "base", author: "test") { files in
                 try VariantInspector.record(kind: .base, files: files, sourceJSON: #"{"format":"test","file":"tiny"}"#,
                                             url: { folder.appendingPathComponent($0) })!
             }
         }
-        try JSONSerialization.data(withJSONObject: record.json(parameters), options: [.sortedKeys]).write(to: folder.appendingPathComponent(record.file))
+        try write(model, to: folder, record: record)
         return try registry.registerVariant(directory: folder, as: RepositoryName(name), parent: RepositoryName(parent), author: "test")
     }
 

@@ -88,8 +88,7 @@ public enum FamilyLaws {
                 // without its hour of scoring). The peak resident set depends on what the suite
                 // ran (the full suite scores 512-token windows), so memory comes from the suite's own record.
                 let measuredHere = { (record: MetricsRecord) in
-                    record.hardware.cpuModel == cpuModel && record.hardware.blasThreads == blasThreads && record.latency != nil
-                        && (blas == nil || record.hardware.blas == blas)
+                    record.latency != nil && record.hardware.matches(cpuModel: cpuModel, blasThreads: blasThreads, blas: blas)
                 }
                 let here = records.last(where: measuredHere)
                 switch metric {

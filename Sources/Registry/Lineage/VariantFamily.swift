@@ -85,8 +85,7 @@ extension HubRegistry {
             if !includePrivate, try store.repository(revision.repository)?.isPrivate != false { continue }
             // The root is the revision asked for, superseded or not; a variant is superseded
             // when its repository's main points elsewhere.
-            let main = revision.id == root.id ? nil : try store.resolve(revision.repository, revision: "main")
-            let superseded = revision.id != root.id && main?.id != revision.id
+            let superseded = try revision.id != root.id && store.resolve(revision.repository, revision: "main")?.id != revision.id
             members.append(FamilyMember(
                 repository: revision.repository.description, revision: revision.id, kind: variant.kind, parameters: variant.parameters,
                 bytes: variant.bytes, base: base, edges: edges,

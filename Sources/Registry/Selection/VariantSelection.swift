@@ -234,7 +234,7 @@ public struct VariantSelector: Sendable {
 
     private func latencyEstimate(_ records: [MetricsRecord], budget: Budget, local: () -> MachineSpeed) -> Estimate? {
         let measured = records.filter { $0.latency != nil }
-        let here = measured.filter(isHere)
+        let here = measured.filter { $0.hardware.matches(cpuModel: cpuModel, blasThreads: blasThreads, blas: blas) }
         if let newest = here.last?.latency {
             let p50s = here.map { Self.latency($0.latency!, budget: budget, p95: false) }
             let p95s = here.map { Self.latency($0.latency!, budget: budget, p95: true) }
@@ -252,12 +252,6 @@ public struct VariantSelector: Sendable {
             basis: String(format: "scaled from %@ (%d threads) by a local calibration run: sgemm %.0f→%.0f GFLOP/s, memory %.1f→%.1f GB/s",
                           elsewhere.hardware.cpuModel, elsewhere.hardware.blasThreads, remote.sgemmGFLOPS, mine.sgemmGFLOPS,
                           remote.memoryGBPS, mine.memoryGBPS))
-    }
-
-    /// Whether a record was measured on this machine's profile. The same CPU with another
-    /// BLAS build (or one that fell back to older kernels) is another machine for latency.
-    func isHere(_ record: MetricsRecord) -> Bool {
-        record.hardware.cpuModel == cpuModel && record.hardware.blasThreads == blasThreads && (blas == nil || record.hardware.blas == blas)
     }
 
     private func memoryEstimate(_ records: [MetricsRecord]) -> Estimate? {
