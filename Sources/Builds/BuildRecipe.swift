@@ -12,14 +12,34 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         public var ratio: Double
         /// Calibration tokens for methods that calibrate (default: the method's own).
         public var calibrationTokens: Int?
+        /// Calibrate on the model's own samples instead of text (`hubctl compress --self-calibration`).
+        public var selfCalibration: Bool
 
-        public init(method: String, ratio: Double, calibrationTokens: Int? = nil) {
+        public init(method: String, ratio: Double, calibrationTokens: Int? = nil, selfCalibration: Bool = false) {
             self.method = method
             self.ratio = ratio
             self.calibrationTokens = calibrationTokens
+            self.selfCalibration = selfCalibration
         }
 
-        enum CodingKeys: String, CodingKey { case method, ratio, calibrationTokens = "calibration_tokens" }
+        enum CodingKeys: String, CodingKey { case method, ratio, calibrationTokens = "calibration_tokens", selfCalibration = "self_calibration" }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            method = try c.decode(String.self, forKey: .method)
+            ratio = try c.decode(Double.self, forKey: .ratio)
+            calibrationTokens = try c.decodeIfPresent(Int.self, forKey: .calibrationTokens)
+            selfCalibration = try c.decodeIfPresent(Bool.self, forKey: .selfCalibration) ?? false
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(method, forKey: .method)
+            try c.encode(ratio, forKey: .ratio)
+            try c.encodeIfPresent(calibrationTokens, forKey: .calibrationTokens)
+            // Absent when false, so recipes written before the option read and encode as they did.
+            if selfCalibration { try c.encode(true, forKey: .selfCalibration) }
+        }
     }
 
     /// Recovery fine-tuning of the compressed variant on the pinned corpus.
@@ -168,6 +188,9 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
             try check(method: compression.method, ratio: compression.ratio, field: "compression")
             if let tokens = compression.calibrationTokens, tokens < 256 {
                 throw BuildError.invalidField("compression.calibration_tokens", "\(tokens) is fewer than 256")
+            }
+            if compression.selfCalibration, (try? CompressionMethods.named(compression.method))?.needsCalibration != true {
+                throw BuildError.invalidField("compression.self_calibration", "\(compression.method) reads no calibration")
             }
         }
         if let sweep {

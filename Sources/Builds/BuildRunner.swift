@@ -90,7 +90,8 @@ public final class BuildRunner: @unchecked Sendable {
             guard let method = settings["method"]?.stringValue, let ratio = number("ratio") else {
                 throw BuildError.invalidField("settings", "a compress stage needs method and ratio")
             }
-            let compression = BuildRecipe.Compression(method: method, ratio: ratio, calibrationTokens: number("calibration_tokens").map { Int($0) })
+            let compression = BuildRecipe.Compression(method: method, ratio: ratio, calibrationTokens: number("calibration_tokens").map { Int($0) },
+                                                      selfCalibration: flag("self_calibration"))
             return try stage(spec) { work in try Self.compress(job.input, compression, into: work, assets: assetCache, progress: progress) }
         case .finetune:
             guard let tokens = number("tokens") else { throw BuildError.invalidField("settings", "a finetune stage needs tokens") }
@@ -121,6 +122,8 @@ public final class BuildRunner: @unchecked Sendable {
         let baseSHA = try SHA256Digest.ofFile(at: base.weights)
         var settings: [String: JSONValue] = ["method": .string(compression.method), "ratio": .number(compression.ratio)]
         if let tokens = compression.calibrationTokens { settings["calibration_tokens"] = .number(Double(tokens)) }
+        // Only when set: the stage keys of every recipe written before the option stay as they were.
+        if compression.selfCalibration { settings["self_calibration"] = .bool(true) }
         let (variant, compressed) = try execute(StageJob(spec: StageSpec(kind: .compress, inputSHA256: baseSHA, settings: .object(settings)),
                                                          input: base, label: recipe.name))
         var stages = [compressed], final = variant, intermediates: [(name: String, directory: URL)] = []
@@ -160,7 +163,12 @@ public final class BuildRunner: @unchecked Sendable {
                          progress: @escaping @Sendable (String) -> Void) throws {
         let method = try CompressionMethods.named(settings.method)
         var calibration: CalibrationData?
-        if method.needsCalibration {
+        if settings.selfCalibration {
+            let tokenizer = try BPETokenizer(huggingFaceJSON: base.tokenizer, tokenizerConfig: base.tokenizerConfig)
+            progress("sampling calibration from the model itself")
+            calibration = try CalibrationData.sampled(config: base.config, weights: base.weights, tokenizer: tokenizer,
+                                                      tokens: settings.calibrationTokens ?? CalibrationData.defaultSampledTokens)
+        } else if method.needsCalibration {
             let tokenizer = try BPETokenizer(huggingFaceJSON: base.tokenizer, tokenizerConfig: base.tokenizerConfig)
             let (text, source) = try XSumCorpus.calibrationText(bigbench: assets.appendingPathComponent("bigbench"))
             let tokens = settings.calibrationTokens ?? (method is SliceGPTSlicing ? SliceGPTSlicing.defaultCalibrationTokens : 8192)

@@ -25,6 +25,51 @@ public struct CalibrationData: Sendable {
         sha256 = SHA256Digest.of(Data(text.utf8))
         self.source = source
     }
+
+    /// Text the model writes itself, so that a calibrated method needs no data at all (a
+    /// data-free compression): `sequences` samples of `length` tokens, each started from
+    /// `startToken` (the tokenizer's BOS) and drawn at temperature 1 with no nucleus cut, so
+    /// that they follow the model's own distribution; sample i uses seed `seed + i`. The
+    /// digest is over the token ids, so a recipe pins exactly what was read.
+    ///
+    /// Why this works where weight-only scores fail: the channels that matter most in
+    /// SmolLM2's first and last blocks have small weights and large activations, which only a
+    /// forward pass shows; the model's own samples drive those activations as real text does.
+    public static func sampled(from model: LlamaModel, startToken: Int, sequences: Int = 16, length: Int = 256, seed: UInt64 = 0,
+                               progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> CalibrationData {
+        guard sequences > 0, length >= 2 else { throw CompressionError.calibrationTooShort(tokens: sequences * length, needed: 2) }
+        var samples: [[Int]] = []
+        for i in 0 ..< sequences {
+            let result = try model.generate(prompt: [startToken], options: GenerationOptions(
+                maxNewTokens: length - 1, sampler: Sampler(temperature: 1, topP: 1, seed: seed &+ UInt64(i))))
+            samples.append([startToken] + result.tokens)
+            progress((i + 1) * length, sequences * length)
+        }
+        var bytes = Data()
+        for id in samples.joined() { withUnsafeBytes(of: UInt32(id).littleEndian) { bytes.append(contentsOf: $0) } }
+        return CalibrationData(sequences: samples, sha256: SHA256Digest.of(bytes),
+                               source: "model-sampled: \(sequences) sequences of \(length) tokens from token \(startToken), temperature 1, seed \(seed)")
+    }
+
+    /// Sampled calibration by default: 4,096 tokens (16 samples), about a minute and a half
+    /// of decoding on two cores; width-prune-global on them is within 2 points of loss of
+    /// the text-calibrated variant at r = 0.1 on SmolLM2.
+    public static let defaultSampledTokens = 4096
+
+    /// `tokens` (whole samples of 256) sampled from the checkpoint at `config` and `weights`,
+    /// each started from the tokenizer's BOS.
+    public static func sampled(config: URL, weights: URL, tokenizer: BPETokenizer, tokens: Int = defaultSampledTokens,
+                               progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> CalibrationData {
+        guard tokens >= 256 else { throw CompressionError.calibrationTooShort(tokens: tokens, needed: 256) }
+        let model = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: config), safetensors: SafetensorsFile(path: weights.path)))
+        return try sampled(from: model, startToken: tokenizer.bosTokenID ?? tokenizer.eosTokenID ?? 0, sequences: tokens / 256, progress: progress)
+    }
+
+    init(sequences: [[Int]], sha256: SHA256Digest, source: String) {
+        self.sequences = sequences
+        self.sha256 = sha256
+        self.source = source
+    }
 }
 
 /// Per-layer activation statistics over calibration data: the mean squared value of every

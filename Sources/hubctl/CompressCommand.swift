@@ -25,7 +25,11 @@ struct Compress: ParsableCommand {
 
         Calibration defaults to BBC articles 0..<64 of BIG-bench gem/xsum (never \
         used by the evaluator's test split): 8,192 tokens, or all of them (about \
-        27k) for slicegpt; --calibration takes a UTF-8 text file instead.
+        27k) for slicegpt; --calibration takes a UTF-8 text file instead. \
+        --self-calibration reads no text at all: the model samples its own \
+        calibration (4,096 tokens by default, seeded, so a run is repeatable), \
+        which makes width-prune a data-free method that beats the weight-only \
+        ones (prunenet, weight-prune) by far on SmolLM2.
 
         Example:
           hubctl compress smollm2/SmolLM2-135M-Instruct --method width-prune \\
@@ -50,7 +54,9 @@ struct Compress: ParsableCommand {
     @Option(help: "A method named above.") var method: String
     @Option(help: "Compression ratio, strictly between 0 and 1.") var ratio: Double
     @Option(help: "A UTF-8 text file of calibration text.") var calibration: String?
-    @Option(help: "Calibration tokens to use (default 8192; 32768 for slicegpt).") var calibrationTokens: Int?
+    @Option(help: "Calibration tokens to use (default 8192; 32768 for slicegpt; 4096 with --self-calibration).") var calibrationTokens: Int?
+    @Flag(help: "Calibrate on text the model samples from itself (sequences of 256 tokens, fixed seeds): no text is read, so a calibrated method becomes data-free.")
+    var selfCalibration = false
     @Option(name: .shortAndLong, help: "The directory to create.") var output: String
     @Option(help: "BLAS threads (default: all cores).") var threads: Int?
     @OptionGroup var data: DataDirectoryOption
@@ -61,7 +67,16 @@ struct Compress: ParsableCommand {
         _ = try CompressionRatio(requested: ratio)
         let files = try ModelLocator.locate(model, data: data)
         var calibrationData: CalibrationData?
-        if chosen.needsCalibration {
+        if selfCalibration, calibration != nil { throw ValidationFailure("--self-calibration and --calibration exclude each other: the first reads no text") }
+        if selfCalibration, !chosen.needsCalibration { throw ValidationFailure("\(chosen.name) reads no calibration; --self-calibration applies to calibrated methods") }
+        if selfCalibration {
+            let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
+            let tokens = calibrationTokens ?? CalibrationData.defaultSampledTokens
+            guard tokens >= 256 else { throw ValidationFailure("--calibration-tokens \(tokens) is less than one sampled sequence (256)") }
+            Output.progress("… sampling \(tokens) calibration tokens from the model itself")
+            calibrationData = try CalibrationData.sampled(config: files.config, weights: files.weights, tokenizer: tokenizer, tokens: tokens,
+                                                          progress: { Output.bar("sampled tokens", done: $0, total: $1) })
+        } else if chosen.needsCalibration {
             let tokenizer = try BPETokenizer(huggingFaceJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig)
             let (text, source) = try calibrationText()
             let tokens = calibrationTokens ?? (chosen is SliceGPTSlicing ? SliceGPTSlicing.defaultCalibrationTokens : 8192)

@@ -61,9 +61,18 @@ struct BuildEngineTests {
         #expect(quantizedSweep.expanded().map(\.name) == ["t/v-width-prune-30-q4_0", "t/v-width-prune-30-ft50k-q4_0"])
         #expect(quantizedSweep.expanded().map(\.unquantizedName) == ["t/v-width-prune-30", "t/v-width-prune-30-ft50k"])
         #expect(quantizedSweep.expanded().map(\.compressedName) == ["t/v-width-prune-30", "t/v-width-prune-30"])
+        // Self-calibration: decoded, refused for a method that reads no calibration, absent from
+        // a recipe that does not ask for it (so earlier recipes keep their stage keys).
+        let selfCalibrated = good.replacingOccurrences(of: #""ratio": 0.3"#, with: #""ratio": 0.3, "self_calibration": true"#)
+        #expect(try Self.decode(selfCalibrated).compression == .init(method: "width-prune", ratio: 0.3, selfCalibration: true))
+        #expect { try Self.decode(selfCalibrated.replacingOccurrences(of: "width-prune", with: "prunenet")) } throws: { error in
+            guard case BuildError.invalidField(let named, _) = error else { return false }
+            return named == "compression.self_calibration"
+        }
+        #expect(!String(decoding: try JSONEncoder().encode(Self.decode(good)), as: UTF8.self).contains("self_calibration"))
         // The schema agrees: it accepts what the engine writes and names the same methods.
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))
-        for recipe in [try Self.decode(good), sweep, budgets, try Self.decode(quantized), quantizedSweep] + sweep.expanded() + budgets.expanded()
+        for recipe in [try Self.decode(good), try Self.decode(selfCalibrated), sweep, budgets, try Self.decode(quantized), quantizedSweep] + sweep.expanded() + budgets.expanded()
             + quantizedSweep.expanded() {
             #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(recipe))) == [])
         }
@@ -103,6 +112,35 @@ struct BuildEngineTests {
         }
         #expect(try cache.lookup(failing.key) == nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path("stages/.work").path).isEmpty)
+    }
+
+    @Test("a self-calibrated compress stage samples its calibration from the model: recorded in the recipe, keyed apart from the text-calibrated stage")
+    func selfCalibratedStage() throws {
+        let directory = try TemporaryDirectory()
+        let assets = try Assets.bigbench("gem/xsum/task.json").deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let runner = BuildRunner(cache: try DirectoryStageCache(root: directory.path("stages")), assetCache: assets)
+        struct Stop: Error {}
+        var keys: [SHA256Digest] = []
+        for selfCalibration in [true, false] {
+            let recipe = BuildRecipe(base: "smollm2/base", name: "team/g10",
+                                     compression: .init(method: "width-prune-global", ratio: 0.1, calibrationTokens: 256, selfCalibration: selfCalibration),
+                                     evaluation: .init(suite: "smoke", latency: false))
+            // Only the compress stage runs; the evaluation is not what this test is about.
+            #expect(throws: Stop.self) {
+                _ = try runner.build(recipe, base: ModelFiles(directory: ConvertedModel.directory())) { job in
+                    guard job.spec.kind == .compress else { throw Stop() }
+                    let (output, record) = try runner.run(job)
+                    keys.append(record.spec.key)
+                    let written = try JSONDecoder().decode(CompressionRecipe.self, from: Data(contentsOf: output.appendingPathComponent("recipe.json")))
+                    let source = try #require(written.calibration?.source)
+                    #expect(source.hasPrefix("model-sampled") == selfCalibration, "\(source)")
+                    #expect(written.calibration?.tokens == 256)
+                    return (output, record)
+                }
+            }
+        }
+        #expect(keys.count == 2 && keys[0] != keys[1])
     }
 
     @Test("a build on the real model compresses and evaluates; built again, both stages come from the cache")

@@ -164,3 +164,62 @@ struct MethodChoiceTests {
         }
     }
 }
+
+@Suite("Self-calibration: the model's own samples as calibration, no text read", .serialized)
+struct SelfCalibrationTests {
+    @Test("samples are repeatable by seed, start from the given token, and are digested by their token ids")
+    func repeatable() throws {
+        let model = try LlamaModel(directory: ConvertedModel.directory())
+        let a = try CalibrationData.sampled(from: model, startToken: 1, sequences: 2, length: 24, seed: 7)
+        let b = try CalibrationData.sampled(from: model, startToken: 1, sequences: 2, length: 24, seed: 7)
+        let c = try CalibrationData.sampled(from: model, startToken: 1, sequences: 2, length: 24, seed: 8)
+        #expect(a.sequences == b.sequences && a.sha256 == b.sha256)
+        #expect(a.sequences != c.sequences && a.sha256 != c.sha256)
+        #expect(a.sequences.map(\.count) == [24, 24] && a.sequences.allSatisfy { $0.first == 1 })
+        // Two seeds in one call draw two different samples.
+        #expect(a.sequences[0] != a.sequences[1])
+        #expect(a.tokenCount == 48 && a.source.hasPrefix("model-sampled: 2 sequences of 24 tokens") && a.source.hasSuffix("seed 7"))
+        #expect(throws: CompressionError.self) { try CalibrationData.sampled(from: model, startToken: 1, sequences: 0) }
+    }
+
+    @Test("hubctl compress refuses --self-calibration beside --calibration, or for a method that reads no calibration, and writes nothing")
+    func refusals() throws {
+        let directory = try TemporaryDirectory()
+        let text = directory.path("calibration.txt")
+        try Data("Some text.".utf8).write(to: text)
+        let model = try ConvertedModel.directory().path
+        for (arguments, message) in [(["--method", "width-prune-global", "--self-calibration", "--calibration", text.path], "exclude each other"),
+                                     (["--method", "prunenet", "--self-calibration"], "reads no calibration")] {
+            let output = directory.path("variant")
+            let outcome = try HubctlBinary.run(["compress", model, "--ratio", "0.1", "-o", output.path] + arguments)
+            #expect(outcome.status != 0 && outcome.stderr.contains(message), "\(outcome.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: output.path))
+        }
+    }
+
+    @Test("width-prune-global calibrated on the model's own samples keeps the model far better than the weight-only methods")
+    func dataFreeBeatsWeightOnly() throws {
+        let (config, weights, companions) = try CompressorTests.files()
+        let directory = try TemporaryDirectory()
+        let sampled = try CalibrationData.sampled(from: LlamaModel(directory: ConvertedModel.directory()), startToken: 1, sequences: 4, length: 128)
+        // Scored on real text the compressor never saw (xsum 0..<8), against the base.
+        let probe = CalibrationProbe(data: try CompressorTests.calibration(), searchTokens: 512)
+        let base = try probe.loss(EditableCheckpoint(config: config, weights: weights, companions: companions))
+        var losses: [String: Double] = [:]
+        for method in ["width-prune-global", "prunenet", "weight-prune"] {
+            let output = directory.path(method)
+            let recipe = try Compressor(method: CompressionMethods.named(method)).compress(
+                config: config, weights: weights, companions: companions, ratio: 0.1, calibration: sampled, output: output, probeTokens: 256)
+            if method == "width-prune-global" {
+                #expect(recipe.calibration?.source.hasPrefix("model-sampled") == true && recipe.calibration?.tokens == 512)
+                #expect(recipe.calibration?.sha256 == sampled.sha256)
+            }
+            losses[method] = try probe.loss(EditableCheckpoint(directory: output))
+        }
+        let selfCalibrated = try #require(losses["width-prune-global"]), prunenet = try #require(losses["prunenet"])
+        let weightOnly = try #require(losses["weight-prune"])
+        // Measured: base 3.47; self-calibrated 4.05 (+17%), prunenet 7.18, weight-prune 9.46.
+        #expect(selfCalibrated < base * 1.3)
+        #expect(selfCalibrated < prunenet && selfCalibrated < weightOnly)
+    }
+}
