@@ -12,12 +12,19 @@ public struct FineTuneJob: Sendable {
         public let weights: URL
         public let weight: Double
         public let temperature: Double
+        /// Distil from the teacher's top k logits, cached in `cacheDirectory` under a name made
+        /// of the teacher's and the tokens' digests (so every run reading the same tokens shares
+        /// it); nil: all logits, the teacher run with each batch.
+        public let topK: Int?
+        public let cacheDirectory: URL?
 
-        public init(config: URL, weights: URL, weight: Double = 0.5, temperature: Double = 2.0) {
+        public init(config: URL, weights: URL, weight: Double = 0.5, temperature: Double = 2.0, topK: Int? = nil, cacheDirectory: URL? = nil) {
             self.config = config
             self.weights = weights
             self.weight = weight
             self.temperature = temperature
+            self.topK = topK
+            self.cacheDirectory = cacheDirectory
         }
     }
 
@@ -36,6 +43,37 @@ public struct FineTuneJob: Sendable {
         self.bigbench = bigbench
         self.checkpointDirectory = checkpointDirectory
         self.checkpointEvery = checkpointEvery
+    }
+
+    /// Where a top-k cache goes when no directory is named: beside the checkpoints (not in
+    /// them: a checkpoint clears its directory of everything but itself).
+    static func defaultTeacherCache(beside checkpoints: URL) -> URL {
+        checkpoints.deletingLastPathComponent().appendingPathComponent("teacher-logits")
+    }
+
+    /// The teacher's top-k cache for this run's sequences: read from `directory` when a run
+    /// before built it for the same teacher and tokens, else built (the teacher runs once over
+    /// every sequence) and written there atomically.
+    static func teacherCache(teacherSHA256: SHA256Digest, k: Int, stream: [Int], settings: FineTuneSettings, directory: URL,
+                             model: () throws -> LlamaModel, describe: (String) -> Void) throws -> TeacherLogitCache {
+        let length = settings.sequenceLength, count = settings.steps * settings.tokensPerStep / length
+        let sequences = (0 ..< count).map { Array(stream[($0 * length) ..< (($0 + 1) * length)]) }
+        let tokens = TeacherLogitCache.digest(sequences.joined().map { Int32($0) })
+        let file = directory.appendingPathComponent("teacher-\(teacherSHA256.hex.prefix(16))-tokens-\(tokens.hex.prefix(16))-top\(k).cache")
+        if FileManager.default.fileExists(atPath: file.path) {
+            let cache = try TeacherLogitCache.load(from: file)
+            if cache.header.k == k, cache.matches(teacherSHA256: teacherSHA256, stream: stream, sequences: count, length: length) {
+                describe("teacher: top \(k) logits of \(cache.positions) positions from \(file.path)")
+                return cache
+            }
+        }
+        describe("teacher: computing its top \(k) logits over \(count) sequences once, into \(file.path)")
+        let start = Date()
+        let cache = try TeacherLogitCache.build(teacher: model(), teacherSHA256: teacherSHA256, sequences: sequences, k: k)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try cache.write(to: file)
+        describe(String(format: "teacher: cached in %.0f s", Date().timeIntervalSince(start)))
+        return cache
     }
 
     /// The JSON form records and checkpoint identities use: sorted, indented, slashes kept.
@@ -62,13 +100,23 @@ public struct FineTuneJob: Sendable {
         var distillation: LanguageModelPass.Distillation?
         var distillationRecord: FineTuneRecord.DistillationSettings?
         if let teacher {
-            let teacherWeights = try ModelWeights(config: LlamaConfig.load(from: teacher.config),
-                                                  safetensors: SafetensorsFile(path: teacher.weights.path))
-            try teacherWeights.requireFloat(for: "distillation's teacher")
-            let teacherModel = try LlamaModel(weights: teacherWeights)
-            distillation = try .init(teacher: teacherModel, weight: teacher.weight, temperature: teacher.temperature)
-            distillationRecord = .init(teacherCheckpointSHA256: try SHA256Digest.ofFile(at: teacher.weights), weight: teacher.weight,
-                                       temperature: teacher.temperature)
+            let teacherSHA256 = try SHA256Digest.ofFile(at: teacher.weights)
+            func teacherModel() throws -> LlamaModel {
+                let teacherWeights = try ModelWeights(config: LlamaConfig.load(from: teacher.config),
+                                                      safetensors: SafetensorsFile(path: teacher.weights.path))
+                try teacherWeights.requireFloat(for: "distillation's teacher")
+                return try LlamaModel(weights: teacherWeights)
+            }
+            if let k = teacher.topK {
+                let cache = try Self.teacherCache(teacherSHA256: teacherSHA256, k: k, stream: stream, settings: settings,
+                                                  directory: teacher.cacheDirectory ?? Self.defaultTeacherCache(beside: checkpointDirectory),
+                                                  model: teacherModel, describe: describe)
+                distillation = try .init(cache: cache, weight: teacher.weight, temperature: teacher.temperature)
+            } else {
+                distillation = try .init(teacher: teacherModel(), weight: teacher.weight, temperature: teacher.temperature)
+            }
+            distillationRecord = .init(teacherCheckpointSHA256: teacherSHA256, weight: teacher.weight, temperature: teacher.temperature,
+                                       topK: teacher.topK)
         }
         let parentSHA256 = try SHA256Digest.ofFile(at: model.weights)
         let checkpoints = try FineTuneCheckpoints(directory: checkpointDirectory, every: checkpointEvery, identity: [

@@ -39,14 +39,18 @@ public struct FineTuneRecord: Codable, Sendable, Equatable {
         public let teacherCheckpointSHA256: SHA256Digest
         public let weight: Double
         public let temperature: Double
+        /// The teacher's logits were its top k, cached (`TeacherLogitCache`); absent: all of
+        /// them, computed with each batch.
+        public let topK: Int?
 
-        public init(teacherCheckpointSHA256: SHA256Digest, weight: Double, temperature: Double) {
+        public init(teacherCheckpointSHA256: SHA256Digest, weight: Double, temperature: Double, topK: Int? = nil) {
             self.teacherCheckpointSHA256 = teacherCheckpointSHA256
             self.weight = weight
             self.temperature = temperature
+            self.topK = topK
         }
 
-        enum CodingKeys: String, CodingKey { case teacherCheckpointSHA256 = "teacher_checkpoint_sha256", weight, temperature }
+        enum CodingKeys: String, CodingKey { case teacherCheckpointSHA256 = "teacher_checkpoint_sha256", weight, temperature, topK = "top_k" }
     }
 
     public init(parentCheckpointSHA256: SHA256Digest, settings: FineTuneSettings, corpus: Corpus, wallSeconds: Double, curve: [FineTuner.Step],

@@ -102,8 +102,9 @@ public struct FineTuner {
                 let batch = (0 ..< settings.batchSequences).map { n in
                     Array(stream[(cursor + n * settings.sequenceLength) ..< (cursor + (n + 1) * settings.sequenceLength)])
                 }
+                let firstSequence = cursor / settings.sequenceLength
                 cursor += settings.batchSequences * settings.sequenceLength
-                let result = try LanguageModelPass(parameters: model).run(batch, distillation: distillation)
+                let result = try LanguageModelPass(parameters: model).run(batch, distillation: distillation, firstSequence: firstSequence)
                 loss += result.loss / Double(settings.accumulation)
                 let scale = 1 / Float(settings.accumulation)
                 if total == nil { total = result.gradients!.mapValues { $0.map { $0 * scale } } } else {

@@ -27,19 +27,42 @@ public final class LanguageModelPass {
     /// Distillation from a teacher (the parent model, run by the runtime): the loss becomes
     /// (1 − weight)·CE + weight·T²·KL(p_teacher,T ‖ p_student,T), where p·,T = softmax(logits / T).
     /// The T² keeps the soft term's gradient on the scale of the hard one (Hinton et al.).
+    ///
+    /// The teacher's logits come from running it on the batch, or from a `TeacherLogitCache`
+    /// of its top k (then the teacher's distribution is renormalised over those k tokens).
     public struct Distillation {
-        public let teacher: LlamaModel
+        public enum Source {
+            case model(LlamaModel)
+            case topK(TeacherLogitCache)
+        }
+
+        public let source: Source
         public let weight: Double
         public let temperature: Double
 
         public init(teacher: LlamaModel, weight: Double = 0.5, temperature: Double = 2) throws {
+            try self.init(source: .model(teacher), weight: weight, temperature: temperature)
+        }
+
+        public init(cache: TeacherLogitCache, weight: Double = 0.5, temperature: Double = 2) throws {
+            try self.init(source: .topK(cache), weight: weight, temperature: temperature)
+        }
+
+        init(source: Source, weight: Double, temperature: Double) throws {
             guard (0 ... 1).contains(weight), temperature > 0 else {
                 throw TrainingError.invalidDistillation("weight must lie in [0, 1] and temperature be positive (got \(weight), \(temperature))")
             }
-            self.teacher = teacher
+            self.source = source
             self.weight = weight
             self.temperature = temperature
         }
+    }
+
+    /// What the loss reads of the teacher for a batch: its final hidden states (logits are
+    /// made from them a chunk at a time), or each position's cached top k.
+    enum TeacherRows {
+        case hidden(FloatBuffer, head: Matrix)
+        case topK(ids: ArraySlice<Int32>, logits: ArraySlice<Float>, k: Int)
     }
 
     public struct Result: Sendable {
@@ -50,19 +73,28 @@ public final class LanguageModelPass {
         public let gradients: [String: [Float]]?
     }
 
-    /// The loss of the batch, and its gradients when `backward` is set.
-    public func run(_ sequences: [[Int]], backward: Bool = true, distillation: Distillation? = nil) throws -> Result {
+    /// The loss of the batch, and its gradients when `backward` is set. With a cached teacher,
+    /// `firstSequence` is the batch's first sequence's index among those the cache was built on.
+    public func run(_ sequences: [[Int]], backward: Bool = true, distillation: Distillation? = nil, firstSequence: Int = 0) throws -> Result {
         guard !sequences.isEmpty, sequences.allSatisfy({ $0.count >= 2 }) else { throw TrainingError.sequenceTooShort }
         let vocabulary = parameters.config.vocabSize
         if let bad = sequences.joined().first(where: { $0 < 0 || $0 >= vocabulary }) {
             throw TrainingError.tokenOutOfRange(token: bad, vocabularySize: vocabulary)
         }
-        var teacher: (hidden: FloatBuffer, settings: Distillation)?
-        if let distillation {
-            guard distillation.teacher.config.vocabSize == vocabulary else {
-                throw TrainingError.invalidDistillation("the teacher's vocabulary (\(distillation.teacher.config.vocabSize)) differs from the student's (\(vocabulary))")
+        var teacher: (rows: TeacherRows, settings: Distillation)?
+        switch distillation?.source {
+        case .model(let model)?:
+            guard model.config.vocabSize == vocabulary else {
+                throw TrainingError.invalidDistillation("the teacher's vocabulary (\(model.config.vocabSize)) differs from the student's (\(vocabulary))")
             }
-            teacher = (try distillation.teacher.forwardPacked(sequences), distillation)
+            teacher = (.hidden(try model.forwardPacked(sequences), head: model.weights.head), distillation!)
+        case .topK(let cache)?:
+            let (ids, logits) = try cache.rows(first: firstSequence, matching: sequences)
+            if let bad = ids.first(where: { Int($0) >= vocabulary }) {
+                throw TrainingError.invalidDistillation("the teacher cache names token \(bad), outside the student's vocabulary (0..<\(vocabulary))")
+            }
+            teacher = (.topK(ids: ids, logits: logits, k: cache.header.k), distillation!)
+        case nil: break
         }
         return pass(sequences, backward: backward, teacher: teacher)
     }
@@ -81,7 +113,7 @@ public final class LanguageModelPass {
         var gate: [Float] = [], up: [Float] = [], hidden: [Float] = []
     }
 
-    private func pass(_ sequences: [[Int]], backward: Bool, teacher: (hidden: FloatBuffer, settings: Distillation)?) -> Result {
+    private func pass(_ sequences: [[Int]], backward: Bool, teacher: (rows: TeacherRows, settings: Distillation)?) -> Result {
         let config = parameters.config
         let shapes = config.layerShapes
         let tokens = sequences.flatMap { $0 }
@@ -140,7 +172,7 @@ public final class LanguageModelPass {
     /// given); with `backward`, ∂loss/∂normed into `dNormed` and ∂loss/∂head into the
     /// gradients. Logits are materialised 128 rows at a time.
     private func crossEntropy(_ normed: [Float], width: Int, targets: [(row: Int, token: Int)],
-                              teacher: (hidden: FloatBuffer, settings: Distillation)?, dNormed: inout [Float],
+                              teacher: (rows: TeacherRows, settings: Distillation)?, dNormed: inout [Float],
                               gradients: inout [String: [Float]], backward: Bool) -> Double {
         let head = p(parameters.headName)
         let vocabulary = parameters.config.vocabSize
@@ -155,15 +187,24 @@ public final class LanguageModelPass {
             }
             var logits = [Float](repeating: 0, count: part.count * vocabulary)
             TrainingKernels.linear(input, head, &logits, rows: part.count, inputs: width, outputs: vocabulary)
-            var teacherLogits: [Float] = []
-            if let teacher {
-                let head = teacher.settings.teacher.weights.head, teacherWidth = head.columns
+            // The teacher's full logits [part, vocabulary], or its top k [part, k] with their ids.
+            var teacherLogits: [Float] = [], teacherIDs: [Int32] = [], k = 0
+            switch teacher?.rows {
+            case .hidden(let hidden, let head)?:
+                let teacherWidth = head.columns
                 var rows = [Float](repeating: 0, count: part.count * teacherWidth)
                 for (i, target) in part.enumerated() {
-                    for c in 0 ..< teacherWidth { rows[i * teacherWidth + c] = teacher.hidden.pointer[target.row * teacherWidth + c] }
+                    for c in 0 ..< teacherWidth { rows[i * teacherWidth + c] = hidden.pointer[target.row * teacherWidth + c] }
                 }
                 teacherLogits = [Float](repeating: 0, count: part.count * vocabulary)
                 TrainingKernels.linear(rows, head.data, &teacherLogits, rows: part.count, inputs: teacherWidth, outputs: vocabulary)
+            case .topK(let ids, let logits, let size)?:
+                // Targets are the batch's positions in order, as the cache keeps them.
+                k = size
+                let range = (ids.startIndex + first * k) ..< (ids.startIndex + (first + part.count) * k)
+                teacherIDs = Array(ids[range])
+                teacherLogits = Array(logits[(logits.startIndex + first * k) ..< (logits.startIndex + (first + part.count) * k)])
+            case nil: break
             }
             let weight = teacher?.settings.weight ?? 0, temperature = teacher?.settings.temperature ?? 1
             let distilling = teacher != nil
@@ -172,8 +213,8 @@ public final class LanguageModelPass {
             var rowLosses = [Double](repeating: 0, count: part.count)
             let tokens = part.map(\.token)
             logits.withUnsafeMutableBufferPointer { logitsBuffer in teacherLogits.withUnsafeBufferPointer { teacherBuffer in
-            rowLosses.withUnsafeMutableBufferPointer { lossBuffer in
-                nonisolated(unsafe) let (x0, t0, losses) = (logitsBuffer.baseAddress!, teacherBuffer.baseAddress, lossBuffer.baseAddress!)
+            rowLosses.withUnsafeMutableBufferPointer { lossBuffer in teacherIDs.withUnsafeBufferPointer { idBuffer in
+                nonisolated(unsafe) let (x0, t0, losses, id0) = (logitsBuffer.baseAddress!, teacherBuffer.baseAddress, lossBuffer.baseAddress!, idBuffer.baseAddress)
                 Parallel.rows(part.count, cost: part.count * vocabulary) { i in
                     let x = x0 + i * vocabulary, target = tokens[i]
                     let hard = TrainingKernels.logSumExp(x, count: vocabulary, temperature: 1)
@@ -181,7 +222,18 @@ public final class LanguageModelPass {
                     // The soft terms' normalizers at temperature T, for the loss and its gradient.
                     let inverse = Float(1 / temperature)
                     var softF: Float = 0, teacherF: Float = 0
-                    if distilling, let t0 {
+                    if distilling, k > 0, let t0, let id0 {
+                        // Top k: the teacher's distribution renormalised over its k tokens.
+                        let t = t0 + i * k, ids = id0 + i * k
+                        softF = Float(TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature))
+                        teacherF = Float(TrainingKernels.logSumExp(t, count: k, temperature: temperature))
+                        var kl = 0.0
+                        for j in 0 ..< k {
+                            let logTeacher = t[j] * inverse - teacherF
+                            kl += Double(expf(logTeacher) * (logTeacher - (x[Int(ids[j])] * inverse - softF)))
+                        }
+                        loss += weight * temperature * temperature * kl
+                    } else if distilling, let t0 {
                         let t = t0 + i * vocabulary
                         softF = Float(TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature))
                         teacherF = Float(TrainingKernels.logSumExp(t, count: vocabulary, temperature: temperature))
@@ -196,7 +248,15 @@ public final class LanguageModelPass {
                     guard backward else { return }
                     // ∂/∂logit: (1 − w)(softmax − onehot) + w·T·(softmax_T − teacher softmax_T), over the count.
                     let hardF = Float(hard), hardWeight = Float(1 - weight) * scale
-                    if distilling, let t0 {
+                    if distilling, k > 0, let t0, let id0 {
+                        let t = t0 + i * k, ids = id0 + i * k
+                        let softWeight = Float(weight * temperature) * scale
+                        for j in 0 ..< vocabulary {
+                            let value = x[j]
+                            x[j] = hardWeight * expf(value - hardF) + softWeight * expf(value * inverse - softF)
+                        }
+                        for j in 0 ..< k { x[Int(ids[j])] -= softWeight * expf(t[j] * inverse - teacherF) }
+                    } else if distilling, let t0 {
                         let t = t0 + i * vocabulary
                         let softWeight = Float(weight * temperature) * scale
                         for j in 0 ..< vocabulary {
@@ -208,7 +268,7 @@ public final class LanguageModelPass {
                     }
                     x[target] -= hardWeight
                 }
-            } } }
+            } } } }
             total += rowLosses.reduce(0, +)
             guard backward else { continue }
             var dInput = [Float](repeating: 0, count: part.count * width)

@@ -28,7 +28,15 @@ struct Finetune: ParsableCommand {
 
         --distill-from names a teacher (usually the parent the variant was cut \
         from): the loss becomes (1 − w)·CE + w·T²·KL(teacher ‖ student) at \
-        temperature T, with the teacher's logits computed on the fly.
+        temperature T, with the teacher's logits computed on the fly. With \
+        --teacher-top-k K the teacher runs once over the run's tokens and its K \
+        largest logits per position are kept in --teacher-cache (by default \
+        $HUB_CACHE/teacher-logits), under a name made of the teacher's and the \
+        tokens' sha256: every later run that distils the same teacher on the same \
+        tokens (another variant, another method, LoRA or full) reads them instead \
+        of running the teacher, and trains about as fast as plain cross-entropy. \
+        The soft target is then the teacher's distribution renormalised over its \
+        top K.
 
         A checkpoint is written every --checkpoint-every steps to OUTPUT.checkpoint. \
         Ctrl-C stops after the step in flight and writes one; a run killed any other \
@@ -59,6 +67,8 @@ struct Finetune: ParsableCommand {
     @Option(help: "A teacher model to distil from (directory or namespace/name[@revision]).") var distillFrom: String?
     @Option(help: "Weight w of the distillation term, in [0, 1].") var distillWeight = 0.5
     @Option(help: "Distillation temperature T.") var temperature = 2.0
+    @Option(help: "Distil from the teacher's K largest logits per position, computed once and cached (see above).") var teacherTopK: Int?
+    @Option(help: "Directory of the teacher's cached top-k logits (default $HUB_CACHE/teacher-logits).") var teacherCache: String?
     @Option(name: .shortAndLong, help: "The directory to create.") var output: String
     @Option(help: "Steps between checkpoints.") var checkpointEvery = 25
     @Flag(help: "Continue the interrupted run whose checkpoint is in OUTPUT.checkpoint.") var resume = false
@@ -91,8 +101,13 @@ struct Finetune: ParsableCommand {
         var teacher: FineTuneJob.Teacher?
         if let distillFrom {
             let teacherFiles = try ModelLocator.locate(distillFrom, data: data)
-            teacher = .init(config: teacherFiles.config, weights: teacherFiles.weights, weight: distillWeight, temperature: temperature)
+            teacher = .init(config: teacherFiles.config, weights: teacherFiles.weights, weight: distillWeight, temperature: temperature,
+                            topK: teacherTopK,
+                            cacheDirectory: teacherCache.map { URL(fileURLWithPath: $0) } ?? ModelLocator.assetCache.appendingPathComponent("teacher-logits"))
+        } else if teacherTopK != nil || teacherCache != nil {
+            throw ValidationFailure("--teacher-top-k and --teacher-cache need --distill-from")
         }
+        if let teacherTopK, teacherTopK < 1 { throw ValidationFailure("--teacher-top-k must be at least 1 (got \(teacherTopK))") }
         let job = FineTuneJob(settings: settings, model: ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
                                                                     tokenizerConfig: files.tokenizerConfig),
                               teacher: teacher, bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"),

@@ -128,6 +128,29 @@ struct FineTuneCommandTests {
         #expect(!FileManager.default.fileExists(atPath: checkpoint.path), "the checkpoint is removed once the output is in place")
     }
 
+    @Test("--teacher-top-k computes the teacher's logits once: a second run on the same tokens reads the cache, and the record says top_k")
+    func teacherCacheShared() throws {
+        let directory = try TemporaryDirectory()
+        let model = try Self.tinyModel(in: directory.url)
+        let cache = directory.url.appendingPathComponent("teacher-logits")
+        var records: [[String: Any]] = []
+        for (n, lora) in [[], ["--lora-rank", "2"]].enumerated() {
+            let output = directory.url.appendingPathComponent("out\(n)")
+            let result = try Self.run(Self.arguments(model, output: output) + lora
+                                      + ["--distill-from", model.path, "--teacher-top-k", "8", "--teacher-cache", cache.path])
+            #expect(result.status == 0, "\(result.errors)")
+            #expect(result.errors.contains(n == 0 ? "computing its top 8 logits" : "top 8 logits of"), "\(result.errors)")
+            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("finetune.json"))) as! [String: Any]
+            let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/finetune.schema.json"))
+            #expect(validator.violations(of: record) == [])
+            records.append(record)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).count == 1)
+        #expect(records.allSatisfy { ($0["distillation"] as? [String: Any])?["top_k"] as? Int == 8 })
+        let refused = try Self.run(Self.arguments(model, output: directory.url.appendingPathComponent("out9")) + ["--teacher-top-k", "8"])
+        #expect(refused.status != 0 && refused.errors.contains("need --distill-from"))
+    }
+
     @Test("bad input is refused with a clear error and writes nothing")
     func refusals() throws {
         let directory = try TemporaryDirectory()

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import HubCore
 import HubTestSupport
 import Testing
 import Transformer
@@ -168,5 +169,78 @@ struct GradientTests {
         #expect(throws: TrainingError.sequenceTooShort) { try pass.run([[1]]) }
         #expect(throws: TrainingError.sequenceTooShort) { try pass.run([]) }
         #expect(throws: TrainingError.tokenOutOfRange(token: 40, vocabularySize: 40)) { try pass.run([[1, 40]]) }
+    }
+}
+
+@Suite("Distillation from the teacher's cached top-k logits")
+struct TeacherCacheTests {
+    static let batch = GradientTests.batch
+
+    static func teacher(for student: TrainableParameters) throws -> LlamaModel {
+        var config = student.config
+        config.hubLayers = nil
+        config.numHiddenLayers = 2
+        return try TinyModels.runtime(TinyModels.random(config, seed: 9))
+    }
+
+    @Test("with k = the vocabulary, the cache gives the on-the-fly loss and gradients")
+    func fullCacheIsExact() throws {
+        let student = try TinyModels.heterogeneous()
+        let teacher = try Self.teacher(for: student)
+        let cache = try TeacherLogitCache.build(teacher: teacher, teacherSHA256: SHA256Digest.of(Data("t".utf8)), sequences: Self.batch,
+                                                k: student.config.vocabSize, batch: 1)
+        let pass = try LanguageModelPass(parameters: student)
+        let live = try pass.run(Self.batch, distillation: .init(teacher: teacher, weight: 0.7, temperature: 2))
+        let cached = try pass.run(Self.batch, distillation: .init(cache: cache, weight: 0.7, temperature: 2))
+        #expect(abs(live.loss - cached.loss) <= 1e-5 * abs(live.loss))
+        for (name, gradient) in try #require(live.gradients) {
+            let other = try #require(cached.gradients?[name])
+            let scale = gradient.map(abs).max()! + 1e-12
+            #expect(zip(gradient, other).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(name)")
+        }
+    }
+
+    @Test("with a small k, every parameter matches finite differences of the renormalised top-k loss")
+    func topKGradients() throws {
+        let student = try TinyModels.heterogeneous()
+        let cache = try TeacherLogitCache.build(teacher: Self.teacher(for: student), teacherSHA256: SHA256Digest.of(Data("t".utf8)),
+                                                sequences: Self.batch, k: 5)
+        let distillation = try LanguageModelPass.Distillation(cache: cache, weight: 0.7, temperature: 2)
+        try GradientTests().check(student, batch: Self.batch, distillation: distillation)
+        // It is a different loss from the full one (the tail of the teacher's distribution is cut).
+        let full = try LanguageModelPass(parameters: student).run(Self.batch, backward: false,
+                                                                  distillation: .init(teacher: Self.teacher(for: student), weight: 0.7, temperature: 2))
+        let sparse = try LanguageModelPass(parameters: student).run(Self.batch, backward: false, distillation: distillation)
+        #expect(abs(full.loss - sparse.loss) > 1e-3)
+    }
+
+    @Test("the top k are the k largest, largest first; the file round-trips and is refused when truncated or read with other tokens")
+    func fileAndLookup() throws {
+        var random = SplitMix64(seed: 3)
+        let values = (0 ..< 500).map { _ in Float(random.next() % 1000) / 10 }
+        #expect(TeacherLogitCache.largest(values, offset: 0, count: 500, k: 7)
+                == Array(values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(7)))
+        let student = try TinyModels.heterogeneous()
+        let digest = SHA256Digest.of(Data("teacher".utf8))
+        let cache = try TeacherLogitCache.build(teacher: Self.teacher(for: student), teacherSHA256: digest, sequences: Self.batch, k: 4)
+        #expect(cache.positions == 6 + 4 && cache.sequences == 2)
+        let directory = try TemporaryDirectory()
+        let file = directory.path("cache")
+        try cache.write(to: file)
+        let loaded = try TeacherLogitCache.load(from: file)
+        #expect(loaded.header == cache.header && loaded.ids == cache.ids && loaded.logits == cache.logits)
+        // The second sequence alone, by its index.
+        let rows = try loaded.rows(first: 1, matching: [Self.batch[1]])
+        #expect(Array(rows.ids) == Array(cache.ids.suffix(4 * 4)))
+        #expect(throws: TrainingError.self) { try loaded.rows(first: 0, matching: [Self.batch[1]]) }
+        #expect(throws: TrainingError.self) { try loaded.rows(first: 1, matching: Self.batch) }
+        #expect(!loaded.matches(teacherSHA256: SHA256Digest.of(Data("other".utf8)), stream: Self.batch[0], sequences: 1, length: 7))
+        #expect(loaded.matches(teacherSHA256: digest, stream: Self.batch[0], sequences: 1, length: 7))
+        let bytes = try Data(contentsOf: file)
+        try bytes.prefix(bytes.count - 3).write(to: file)
+        #expect(throws: TrainingError.self) { try TeacherLogitCache.load(from: file) }
+        #expect(throws: TrainingError.self) {
+            try TeacherLogitCache.build(teacher: Self.teacher(for: student), teacherSHA256: digest, sequences: Self.batch, k: 0)
+        }
     }
 }
