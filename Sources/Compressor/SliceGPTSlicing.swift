@@ -7,18 +7,26 @@ import HubCore
 /// linear layers that read the normalized stream (after which RMSNorm commutes with any
 /// orthogonal rotation of the residual stream); the stream is rotated into the principal
 /// components of its calibration activations, and the least-used directions are deleted:
-/// the embedding, every reading matrix's columns, every writing matrix's rows and the head
-/// all shrink from width d to k. The head is untied (folding the final norm makes it differ
-/// from the embedding). Norm weights become √(d/k), so that RMS over k dimensions matches
-/// RMS over d.
+/// every reading matrix's columns and every writing matrix's rows shrink from width d to k.
+/// Norm weights become √(d/k), so that RMS over k dimensions matches RMS over d.
+///
+/// The ends of the stream depend on the head. An untied head is sliced with the embedding
+/// (the stream is k wide from the embedding to the head). A tied head is kept whole, and so is
+/// the embedding it shares: slicing them would untie them (folding the final norm makes the
+/// head differ from the embedding), and on a small model with a large vocabulary the second
+/// vocabulary matrix costs more than the slicing saves (SmolLM2-135M: 28M parameters, a fifth
+/// of the model). Instead the first block reads the full stream and its attention writes into
+/// the sliced basis through a shortcut Qᵀ [k, d], and the last block's MLP writes the full
+/// stream back through a shortcut Q [d, k], so the final norm and the tied head see the
+/// original basis.
 ///
 /// `perBlock` (slicegpt), as published: each block reads the stream in the principal basis
 /// Q_l of its own input, and its MLP writes into the next block's basis Q_{l+1}; the residual
 /// crosses from one basis to the next through the shortcut Q_{l+1,k}ᵀ·Q_{l,k} [k, k] that the
 /// runtime's `mlp_shortcut` carries. The shortcuts cost k² parameters a block, so at a given
 /// ratio the stream is sliced narrower than with one basis. `shared` (slicegpt-shared): one
-/// basis, the principal components of every position's activations together; no shortcuts.
-/// Both take the bases from one calibration pass of the base model.
+/// basis, the principal components of every position's activations together; no shortcuts
+/// between blocks. Both take the bases from one calibration pass of the base model.
 public struct SliceGPTSlicing: CompressionMethod {
     public enum Rotation: String, Sendable { case perBlock = "per-block", shared }
 
@@ -49,13 +57,15 @@ public struct SliceGPTSlicing: CompressionMethod {
         try Self.requireStandard(c)
         let d = c.layers[0].inputWidth
         let target = c.parameterCount - parameters
-        let perWidth = Self.parametersPerResidualDimension(c)
-        let shortcuts = rotation == .perBlock ? c.layers.count : 0
-        // params(k) = perWidth·k + shortcuts·k²: the width nearest the target.
-        let width = (1 ... d).min { abs(perWidth * $0 + shortcuts * $0 * $0 - target) < abs(perWidth * $1 + shortcuts * $1 * $1 - target) }!
+        let layout = Self.Layout(c, rotation: rotation)
+        // The sliced size is quadratic in k (the shortcuts): the width nearest the target.
+        let width = (1 ... d).min { abs(layout.parameterCount(c, width: $0) - target) < abs(layout.parameterCount(c, width: $1) - target) }!
         let kept = try Self.slice(&c, to: width, covariances: covariances, rotation: rotation)
+        let shortcuts = c.tensors.filter { $0.key.hasSuffix(".shortcut.weight") }.reduce(0) { $0 + $1.value.values.count }
         return ["sliced_width": .number(Double(width)), "original_width": .number(Double(d)), "rotation": .string(rotation.rawValue),
-                "shortcut_parameters": .number(Double(shortcuts * width * width)),
+                "ends": .string(layout.keepsEnds ? "kept: the tied embedding and head stay whole, the first and last blocks cross through shortcuts"
+                                                 : "sliced: the embedding and the untied head are k wide"),
+                "shortcut_parameters": .number(Double(shortcuts)),
                 "variance_kept": .number((kept * 1e6).rounded() / 1e6)]
     }
 
@@ -67,16 +77,46 @@ public struct SliceGPTSlicing: CompressionMethod {
         }
     }
 
-    /// Parameters per residual dimension once sliced (embedding, untied head, every matrix
-    /// that reads or writes the stream, every norm), shortcuts aside.
-    static func parametersPerResidualDimension(_ c: EditableCheckpoint) -> Int {
-        let vocabulary = c.config.vocabSize
-        var total = 2 * vocabulary + 1
-        for shape in c.layers {
-            let q = shape.attentionHeads * shape.headDim, kv = shape.keyValueHeads * shape.headDim
-            total += (q + 2 * kv) + q + 3 * shape.intermediateSize + 2
+    /// Which basis the stream is in at each point: an index into the bases (one per block
+    /// input and one for the final residual), or nil for the full, unrotated stream.
+    struct Layout {
+        struct Block { var input: Int?, middle: Int?, output: Int? }
+        /// Whether the tied embedding and head stay whole (the stream is full width at both ends).
+        let keepsEnds: Bool
+        let blocks: [Block]
+        /// The basis the embedding writes (nil: whole) and the head reads.
+        let embedding: Int?, head: Int?
+
+        init(_ c: EditableCheckpoint, rotation: Rotation) {
+            let count = c.layers.count
+            keepsEnds = c.config.tieWordEmbeddings && c.tensors["lm_head.weight"] == nil
+            func basis(_ index: Int) -> Int { rotation == .perBlock ? index : 0 }
+            var blocks = (0 ..< count).map { Block(input: basis($0), middle: basis($0), output: basis($0 + 1)) }
+            if keepsEnds {
+                // The first block's sublayers both write into the basis the second block reads.
+                blocks[0] = Block(input: nil, middle: basis(1), output: basis(1))
+                blocks[count - 1].output = nil
+                if count == 1 { blocks[0].output = nil }
+            }
+            self.blocks = blocks
+            embedding = keepsEnds ? nil : basis(0)
+            head = keepsEnds ? nil : basis(count)
         }
-        return total
+
+        /// The sliced checkpoint's size at residual width `width`.
+        func parameterCount(_ c: EditableCheckpoint, width k: Int) -> Int {
+            let d = c.layers[0].inputWidth, vocabulary = c.config.vocabSize
+            func w(_ basis: Int?) -> Int { basis == nil ? d : k }
+            var total = keepsEnds ? vocabulary * d + d : 2 * vocabulary * k + k
+            for (shape, block) in zip(c.layers, blocks) {
+                let q = shape.attentionHeads * shape.headDim, kv = shape.keyValueHeads * shape.headDim
+                total += (q + 2 * kv + 1) * w(block.input) + (q + 1 + 2 * shape.intermediateSize) * w(block.middle)
+                    + shape.intermediateSize * w(block.output)
+                if block.input != block.middle { total += w(block.input) * w(block.middle) }
+                if block.middle != block.output { total += w(block.middle) * w(block.output) }
+            }
+            return total
+        }
     }
 
     /// Folds the norms, rotates into the principal bases of `covariances` (one per block
@@ -88,13 +128,14 @@ public struct SliceGPTSlicing: CompressionMethod {
         try requireStandard(c)
         let d = c.layers[0].inputWidth, blocks = c.layers.count
         precondition(covariances.count == blocks + 1 && covariances.allSatisfy { $0.count == d * d } && width >= 1 && width <= d)
+        let layout = Layout(c, rotation: rotation)
         var bases: [[Float]] = [], kept: [Double] = []
         switch rotation {
         case .shared:
             var total = [Double](repeating: 0, count: d * d)
             for covariance in covariances { for i in total.indices { total[i] += covariance[i] } }
             let (basis, fraction) = try principalBasis(total, dimension: d, keep: width)
-            bases = Array(repeating: basis, count: blocks + 1)
+            bases = [basis]
             kept = [fraction]
         case .perBlock:
             for covariance in covariances {
@@ -103,11 +144,16 @@ public struct SliceGPTSlicing: CompressionMethod {
                 kept.append(fraction)
             }
         }
+        let used = Set(layout.blocks.flatMap { [$0.input, $0.middle, $0.output] }.compactMap { $0 })
+        let meanKept = used.map { kept[$0] }.reduce(0, +) / Double(max(used.count, 1))
 
-        // Fold every RMSNorm scale into the matrices that read its output.
-        let finalNorm = try c.tensor("model.norm.weight").values
-        var head = try c.tensors["lm_head.weight"] ?? c.tensor("model.embed_tokens.weight")
-        scaleColumns(&head, finalNorm)
+        // Fold every RMSNorm scale into the matrices that read its output (the final norm's
+        // only where the head is sliced; a kept head reads the unrotated stream as before).
+        if !layout.keepsEnds {
+            var head = try c.tensors["lm_head.weight"] ?? c.tensor("model.embed_tokens.weight")
+            scaleColumns(&head, try c.tensor("model.norm.weight").values)
+            c.tensors["lm_head.weight"] = head
+        }
         for layer in c.layers.indices {
             let p = EditableCheckpoint.prefix(layer)
             let inputNorm = try c.tensor(p + "input_layernorm.weight").values
@@ -118,34 +164,55 @@ public struct SliceGPTSlicing: CompressionMethod {
             for name in ["mlp.gate_proj.weight", "mlp.up_proj.weight"] { scaleColumns(&c.tensors[p + name]!, postNorm) }
         }
 
-        // Rotate and slice: readers of block l W·Q_l,k; attention writes Q_l,kᵀ·W (the same
-        // basis), the MLP writes Q_{l+1},kᵀ·W, and the shortcut carries the residual across.
-        let normWeight = EditableCheckpoint.Tensor(shape: [width], values: [Float](repeating: Float((Double(d) / Double(width)).squareRoot()), count: width))
-        c.tensors["model.embed_tokens.weight"] = rightMultiply(try c.tensor("model.embed_tokens.weight"), bases[0], width)
-        c.tensors["lm_head.weight"] = rightMultiply(head, bases[blocks], width)
-        c.tensors["model.norm.weight"] = normWeight
-        for layer in c.layers.indices {
+        // Rotate and slice. Readers of a stream in basis Q take W·Q_k, writers Q_kᵀ·W; where
+        // a block's input, middle and output bases differ, a shortcut Q_outᵀ·Q_in carries the
+        // residual across. A nil basis is the whole unrotated stream (identity).
+        func read(_ w: EditableCheckpoint.Tensor, _ basis: Int?) -> EditableCheckpoint.Tensor {
+            basis.map { rightMultiply(w, bases[$0], width) } ?? w
+        }
+        func write(_ w: EditableCheckpoint.Tensor, _ basis: Int?) -> EditableCheckpoint.Tensor {
+            basis.map { leftMultiplyTransposed(bases[$0], width, w) } ?? w
+        }
+        let identity = EditableCheckpoint.Tensor(shape: [d, d], values: (0 ..< d * d).map { $0 / d == $0 % d ? 1 : 0 })
+        func shortcut(from source: Int?, to target: Int?) -> EditableCheckpoint.Tensor {
+            write(read(identity, source), target)
+        }
+        func norm(_ basis: Int?) -> EditableCheckpoint.Tensor {
+            // A whole stream's norm has had its scale folded into the readers: ones.
+            let k = basis == nil ? d : width
+            return .init(shape: [k], values: [Float](repeating: Float((Double(d) / Double(k)).squareRoot()), count: k))
+        }
+        if let basis = layout.embedding {
+            c.tensors["model.embed_tokens.weight"] = read(try c.tensor("model.embed_tokens.weight"), basis)
+        }
+        if let basis = layout.head {
+            c.tensors["lm_head.weight"] = read(c.tensors["lm_head.weight"]!, basis)
+            c.tensors["model.norm.weight"] = norm(basis)
+        }
+        for (layer, block) in zip(c.layers.indices, layout.blocks) {
             let p = EditableCheckpoint.prefix(layer)
-            let here = bases[layer], next = bases[layer + 1]
-            for name in ["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight"] {
-                c.tensors[p + name] = rightMultiply(c.tensors[p + name]!, here, width)
+            for name in ["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"] {
+                c.tensors[p + name] = read(c.tensors[p + name]!, block.input)
             }
-            c.tensors[p + "self_attn.o_proj.weight"] = leftMultiplyTransposed(here, width, c.tensors[p + "self_attn.o_proj.weight"]!)
-            c.tensors[p + "mlp.down_proj.weight"] = leftMultiplyTransposed(next, width, c.tensors[p + "mlp.down_proj.weight"]!)
-            if rotation == .perBlock {
-                // Q_{l+1},kᵀ · Q_l,k: the first k columns of Q_{l+1}ᵀ·Q_l.
-                let full = EditableCheckpoint.Tensor(shape: [d, d], values: here)
-                c.tensors[p + "mlp.shortcut.weight"] = leftMultiplyTransposed(next, width, full).columns(Array(0 ..< width))
+            for name in ["mlp.gate_proj.weight", "mlp.up_proj.weight"] { c.tensors[p + name] = read(c.tensors[p + name]!, block.middle) }
+            c.tensors[p + "self_attn.o_proj.weight"] = write(c.tensors[p + "self_attn.o_proj.weight"]!, block.middle)
+            c.tensors[p + "mlp.down_proj.weight"] = write(c.tensors[p + "mlp.down_proj.weight"]!, block.output)
+            if block.input != block.middle {
+                c.tensors[p + "self_attn.shortcut.weight"] = shortcut(from: block.input, to: block.middle)
+                c.layers[layer].attentionShortcut = true
+            }
+            if block.middle != block.output {
+                c.tensors[p + "mlp.shortcut.weight"] = shortcut(from: block.middle, to: block.output)
                 c.layers[layer].mlpShortcut = true
             }
-            c.tensors[p + "input_layernorm.weight"] = normWeight
-            c.tensors[p + "post_attention_layernorm.weight"] = normWeight
-            c.layers[layer].inputWidth = width
-            c.layers[layer].attentionOutputWidth = width
-            c.layers[layer].outputWidth = width
+            c.tensors[p + "input_layernorm.weight"] = norm(block.input)
+            c.tensors[p + "post_attention_layernorm.weight"] = norm(block.middle)
+            c.layers[layer].inputWidth = block.input == nil ? d : width
+            c.layers[layer].attentionOutputWidth = block.middle == nil ? d : width
+            c.layers[layer].outputWidth = block.output == nil ? d : width
         }
-        c.config.tieWordEmbeddings = false
-        return kept.reduce(0, +) / Double(kept.count)
+        if !layout.keepsEnds { c.config.tieWordEmbeddings = false }
+        return meanKept
     }
 
     /// Eigenvectors of the covariance as columns of a row-major [d, d] matrix, largest

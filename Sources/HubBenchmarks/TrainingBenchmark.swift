@@ -2,6 +2,7 @@ import COpenBLAS
 import Checkpoint
 import Evaluator
 import Foundation
+import HubCore
 import Training
 import Transformer
 
@@ -32,13 +33,18 @@ enum TrainingBenchmark {
         print("fine-tuning \(directory!.lastPathComponent) (\(base.parameterCount) parameters) with \(threads) BLAS threads;"
               + " \(steps) steps of 4 × 256 tokens a measurement, \(rounds) rounds")
 
-        func rate(lora: LoRASettings?) throws -> Double {
+        func rate(lora: LoRASettings?, distillation: LanguageModelPass.Distillation? = nil) throws -> Double {
             var parameters = base
             var s = settings
             s.lora = lora
-            let outcome = try FineTuner(settings: s).run(&parameters, stream: stream)
+            let outcome = try FineTuner(settings: s).run(&parameters, stream: stream, distillation: distillation)
             return Double(outcome.curve.last!.tokens) / outcome.wallSeconds
         }
+        // Distillation from the model itself as teacher: its logits computed with each batch,
+        // or its top 32 read from a cache built once (the build timed every round).
+        let teacher = try LlamaModel(weights: ModelWeights(config: base.config, tensors: base.tensors))
+        let sequences = (0 ..< settings.tokens / 256).map { Array(stream[($0 * 256) ..< (($0 + 1) * 256)]) }
+        let teacherDigest = SHA256Digest.of(Data("benchmark teacher".utf8))
         // Warm-up (first-touch of every buffer), then the process's peak RSS is a full step's.
         var warm = FineTuneSettings(tokens: 1024)
         warm.sequenceLength = 256
@@ -49,6 +55,7 @@ enum TrainingBenchmark {
         let lora = try LoRASettings(rank: 16)
         var full: [Double] = [], adapters: [Double] = [], torch: [Double] = [], peaks: [Double] = []
         var peakRatios: [Double] = [], torchRatios: [Double] = []
+        var live: [Double] = [], cached: [Double] = [], cacheBuild: [Double] = [], cachedRatios: [Double] = []
         var torchVersion = "not measured"
         for round in 1 ... rounds {
             let peak = RuntimeBenchmark.sgemmPeak(repetitions: 3)
@@ -59,9 +66,17 @@ enum TrainingBenchmark {
             if let baseline = torchBaseline(modelDirectory: directory!, threads: threads, steps: steps) {
                 torch.append(baseline.rate); torchRatios.append(fullRate / baseline.rate); torchVersion = baseline.version
             }
+            let liveRate = try rate(lora: nil, distillation: .init(teacher: teacher))
+            let buildStart = Date()
+            let cache = try TeacherLogitCache.build(teacher: teacher, teacherSHA256: teacherDigest, sequences: sequences, k: 32)
+            let buildRate = Double(settings.tokens) / Date().timeIntervalSince(buildStart)
+            let cachedRate = try rate(lora: nil, distillation: .init(cache: cache))
+            live.append(liveRate); cached.append(cachedRate); cacheBuild.append(buildRate); cachedRatios.append(cachedRate / liveRate)
             print(String(format: "  round %d: sgemm %.1f GFLOP/s; full %.1f tok/s (%.0f%% of peak), LoRA r16 %.1f tok/s%@", round, peak / 1e9,
                          fullRate, 100 * 6 * n * fullRate / peak, loraRate,
                          torch.count == round ? String(format: "; PyTorch %.1f tok/s (%.2f×)", torch.last!, torchRatios.last!) : ""))
+            print(String(format: "           distillation: teacher per batch %.1f tok/s, top-32 cache %.1f tok/s (%.2f×), cache built at %.1f tok/s",
+                         liveRate, cachedRate, cachedRate / liveRate, buildRate))
         }
         func spread(_ values: [Double], scale: Double = 1, format: String = "%.1f") -> String {
             String(format: format, median(values) * scale) + " (" + String(format: format, values.min()! * scale) + "–"
@@ -72,6 +87,9 @@ enum TrainingBenchmark {
         print("full fine-tuning                 \(spread(full)) tok/s = \(spread(full, scale: 6 * n / 1e9)) GFLOP/s at 6N a token")
         print("  ratio to the sgemm peak        \(spread(peakRatios, scale: 100, format: "%.0f"))% per round (goal ≥ 50%)")
         print("LoRA rank 16, all projections    \(spread(adapters)) tok/s (6N a token: the same matrix work)")
+        print("distillation, teacher per batch  \(spread(live)) tok/s (full fine-tuning, the model as its own teacher)")
+        print("  from a top-32 cache            \(spread(cached)) tok/s; \(spread(cachedRatios, format: "%.2f"))× per round")
+        print("  building the cache             \(spread(cacheBuild)) tok/s (the teacher's forward pass and top-k, once per token range)")
         if torch.isEmpty {
             print("PyTorch                          not measured: set HUB_TORCH_PYTHON to a python with torch and safetensors")
         } else {

@@ -73,24 +73,57 @@ struct SlicingInvarianceTests {
     }
 
     @Test("rotating the residual stream with no deletion gives the base model's logits within 1e-4 relative",
-          arguments: [SliceGPTSlicing.Rotation.perBlock, .shared])
-    func rotationWithoutDeletion(rotation: SliceGPTSlicing.Rotation) throws {
+          arguments: [SliceGPTSlicing.Rotation.perBlock, .shared], [true, false])
+    func rotationWithoutDeletion(rotation: SliceGPTSlicing.Rotation, tied: Bool) throws {
         let covariances = try #require(try Self.statistics().residualCovariances)
         #expect(covariances.count == 31)
-        var rotated = try SurgeryTests.base.get()
+        var model = try SurgeryTests.base.get()
+        if !tied {
+            // The same function with its own head: the path of untied models, whose head is sliced.
+            model.tensors["lm_head.weight"] = try model.tensor("model.embed_tokens.weight")
+            model.config.tieWordEmbeddings = false
+        }
+        var rotated = model
         let kept = try SliceGPTSlicing.slice(&rotated, to: 576, covariances: covariances, rotation: rotation)
         #expect(abs(kept - 1) < 1e-9)
-        #expect(rotated.tensors["lm_head.weight"] != nil && !rotated.config.tieWordEmbeddings)
-        // One rotation per block: every block carries the residual into the next basis.
-        #expect(rotated.layers.allSatisfy { $0.mlpShortcut } == (rotation == .perBlock))
-        #expect((rotated.tensors["model.layers.0.mlp.shortcut.weight"] != nil) == (rotation == .perBlock))
+        let last = rotated.layers.count - 1
+        if tied {
+            // The tied head and embedding stay whole; the first block crosses into the rotated
+            // stream through its attention shortcut and the last block back out through its MLP's.
+            #expect(rotated.tensors["lm_head.weight"] == nil && rotated.config.tieWordEmbeddings)
+            #expect(rotated.tensors["model.embed_tokens.weight"]?.values == model.tensors["model.embed_tokens.weight"]?.values)
+            #expect(rotated.layers.indices.map { rotated.layers[$0].attentionShortcut } == rotated.layers.indices.map { $0 == 0 })
+            #expect(rotated.layers.indices.map { rotated.layers[$0].mlpShortcut }
+                    == rotated.layers.indices.map { $0 == last || (rotation == .perBlock && $0 > 0) })
+        } else {
+            #expect(rotated.tensors["lm_head.weight"] != nil && !rotated.config.tieWordEmbeddings)
+            // One rotation per block: every block carries the residual into the next basis.
+            #expect(rotated.layers.allSatisfy { $0.mlpShortcut } == (rotation == .perBlock))
+            #expect(rotated.layers.allSatisfy { !$0.attentionShortcut })
+        }
 
         let scratch = try TemporaryDirectory()
-        let base = try SurgeryTests().logits(try SurgeryTests.base.get(), in: scratch)
+        let base = try SurgeryTests().logits(model, in: scratch)
         let after = try SurgeryTests().logits(rotated, in: scratch)
         let scale = base.map(abs).max()!
         let worst = zip(base, after).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-4 * scale, "max |Δlogit| \(worst) against max |logit| \(scale)")
+    }
+
+    @Test("a tied model sliced to a ratio keeps its head tied, and the recipe's size is the written size")
+    func tiedHeadKept() throws {
+        let covariances = try #require(try Self.statistics().residualCovariances)
+        let base = try SurgeryTests.base.get()
+        for rotation in [SliceGPTSlicing.Rotation.perBlock, .shared] {
+            let layout = SliceGPTSlicing.Layout(base, rotation: rotation)
+            #expect(layout.keepsEnds)
+            var sliced = base
+            try SliceGPTSlicing.slice(&sliced, to: 500, covariances: covariances, rotation: rotation)
+            #expect(sliced.parameterCount == layout.parameterCount(base, width: 500))
+            #expect(sliced.config.tieWordEmbeddings && sliced.tensors["lm_head.weight"] == nil)
+            #expect(sliced.layers.first?.inputWidth == 576 && sliced.layers.last?.outputWidth == 576)
+            #expect(sliced.layers.dropFirst().allSatisfy { $0.inputWidth == 500 })
+        }
     }
 
     @Test("slicing keeps the principal directions: more width, more of the calibration variance")
