@@ -8,6 +8,8 @@
 # NAME.finetune.txt in OUT_DIR. Finished runs are skipped, so an interrupted table resumes;
 # fine-tuned weights are deleted once evaluated. THREADS (default 2) sets BLAS threads;
 # METHODS (default "width-prune depth-prune") and RATIO (default 0.3) pick the variants.
+# TEACHER_TOP_K=K distils from the base's K largest logits, cached once per token range
+# (hubctl finetune --teacher-top-k), in cells named kdK instead of kd.
 set -uo pipefail
 base=$1 out=$2 suite=${3:-full}
 shift $(( $# < 3 ? $# : 3 ))
@@ -31,11 +33,12 @@ for method in "${methods[@]}"; do
     fi
     evaluate "$out/models/$variant" "$variant"
     for d in "${budgets[@]}"; do
-        for loss in ce kd; do
+        for loss in ce "kd${TEACHER_TOP_K:-}"; do
             name="$variant-$loss-$d"
             [ -s "$out/$name.json" ] && continue
             extra=()
-            [ "$loss" = kd ] && extra=(--distill-from "$base")
+            [ "$loss" = ce ] || extra=(--distill-from "$base")
+            [ "$loss" = ce ] || [ -z "${TEACHER_TOP_K:-}" ] || extra+=(--teacher-top-k "$TEACHER_TOP_K")
             if [ ! -d "$out/models/$name" ]; then
                 "$hubctl" finetune "$out/models/$variant" --tokens "$d" --threads "$threads" "${extra[@]}" \
                     -o "$out/models/$name" $( [ -d "$out/models/$name.checkpoint" ] && echo --resume ) \

@@ -31,14 +31,18 @@ for path in sorted(glob.glob(os.path.join(out, "*-ce-*.json"))):
     lc = compressed["loss"]["cross_entropy"]
     cells = [variant, f"{lc:.3f} (acc {accuracy(compressed):.3f})", d]
     times = []
-    for loss in ("ce", "kd"):
+    # Distillation with the teacher per batch (kd) or from its cached top K (kdK).
+    kinds = sorted(re.match(r".+-(kd\d*)-\d+\.json$", os.path.basename(p)).group(1)
+                   for p in glob.glob(os.path.join(out, f"{variant}-kd*-{d}.json")) if not p.endswith(".finetune.json"))
+    for loss in ("ce", kinds[0] if kinds else "kd"):
         record = load(f"{variant}-{loss}-{d}")
         ft = os.path.join(out, f"{variant}-{loss}-{d}.finetune.json")
         if record is None:
             cells += ["", "", ""]
         else:
             lf = record["loss"]["cross_entropy"]
-            cells += [f"{lf:.3f}", f"{(lc - lf) / (lc - lb):.0%}", f"{accuracy(record):.3f}"]
+            label = f" (top {loss[2:]})" if loss.startswith("kd") and loss != "kd" else ""
+            cells += [f"{lf:.3f}{label}", f"{(lc - lf) / (lc - lb):.0%}", f"{accuracy(record):.3f}"]
         if os.path.exists(ft):
             f = json.load(open(ft))
             times.append(f"{f['wall_seconds']:.0f} ({f['tokens'] / f['wall_seconds']:.0f})")
