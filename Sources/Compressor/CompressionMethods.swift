@@ -11,8 +11,9 @@ public protocol CompressionMethod: Sendable {
     var needsCalibration: Bool { get }
     /// The costlier statistics the base model's calibration pass must collect.
     var statisticsKinds: StatisticsKinds { get }
-    /// Whether the method narrows the embedding too (so it is not bound by the embedding's size).
-    var slicesEmbedding: Bool { get }
+    /// The fewest parameters the method can leave of this checkpoint, and what bounds it: the
+    /// compressor refuses a ratio past it before calibrating.
+    func smallestParameterCount(_ checkpoint: EditableCheckpoint) -> (parameters: Int, reason: String)
     /// Removes at least `parameters` parameters (to within the method's granularity).
     func compress(_ checkpoint: inout EditableCheckpoint, removing parameters: Int, context: CompressionContext) throws -> [String: JSONValue]
 }
@@ -61,7 +62,12 @@ public struct ActivationStatisticsSnapshot: Sendable {
 
 extension CompressionMethod {
     public var statisticsKinds: StatisticsKinds { [] }
-    public var slicesEmbedding: Bool { false }
+    /// Width and depth methods keep the embedding, the head and the final norm, and remove at
+    /// most every block.
+    public func smallestParameterCount(_ c: EditableCheckpoint) -> (parameters: Int, reason: String) {
+        (c.parameterCount - c.layers.indices.reduce(0) { $0 + c.blockParameterCount($1) },
+         "it keeps the embedding and head (\(c.embeddingParameterCount) parameters) and removes at most every block")
+    }
 }
 
 public enum CompressionMethods {

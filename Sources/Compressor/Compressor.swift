@@ -27,11 +27,9 @@ public struct Compressor {
         let base = checkpoint.parameterCount
         let embedding = checkpoint.embeddingParameterCount
         let target = Int((Double(base) * (1 - requested.value)).rounded())
-        // Width and depth methods keep the embedding and head; the final norm stays too.
-        let floor = base - checkpoint.layers.indices.reduce(0) { $0 + checkpoint.blockParameterCount($1) }
-        guard method.slicesEmbedding || target >= floor - Int(Self.tolerance * Double(base)) else {
-            throw CompressionError.ratioUnreachable(requested: requested.value, maximum: 1 - Double(floor) / Double(base),
-                                                    reason: "it keeps the embedding and head (\(embedding) parameters) and removes at most every block")
+        let (floor, bound) = method.smallestParameterCount(checkpoint)
+        guard target >= floor - Int(Self.tolerance * Double(base)) else {
+            throw CompressionError.ratioUnreachable(requested: requested.value, maximum: 1 - Double(floor) / Double(base), reason: bound)
         }
 
         var statistics: ActivationStatisticsSnapshot?

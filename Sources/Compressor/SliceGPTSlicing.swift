@@ -44,7 +44,13 @@ public struct SliceGPTSlicing: CompressionMethod {
     }
     public let needsCalibration = true
     public var statisticsKinds: StatisticsKinds { [.residualCovariance] }
-    public var slicesEmbedding: Bool { true }
+    /// The stream sliced to one dimension; a tied embedding and head stay whole.
+    public func smallestParameterCount(_ c: EditableCheckpoint) -> (parameters: Int, reason: String) {
+        let layout = Layout(c, rotation: rotation)
+        return (layout.parameterCount(c, width: 1),
+                layout.keepsEnds ? "it keeps the tied embedding and head (\(c.embeddingParameterCount) parameters) whole and slices the residual stream to at least one dimension"
+                                 : "it slices the residual stream to at least one dimension")
+    }
 
     /// Calibration tokens by default. The principal bases of a 576-wide stream need many more
     /// samples than dimensions; SliceGPT uses about 2M tokens on 7B models, which would take

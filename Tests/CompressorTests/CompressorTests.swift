@@ -82,6 +82,17 @@ struct CompressorTests {
             guard case .ratioUnreachable(_, let maximum, _) = error else { Issue.record("\(error)"); return }
             #expect(abs(maximum - 0.789) < 0.01)
         }
+        // SliceGPT keeps this model's tied embedding and head whole: its bound is said before
+        // the calibration pass, with the reason, and nothing is written.
+        do {
+            _ = try Compressor(method: CompressionMethods.named("slicegpt-shared")).compress(
+                config: config, weights: weights, companions: companions, ratio: 0.9, calibration: Self.calibration(), output: output)
+            Issue.record("r = 0.9 cannot be reached while the tied embedding stays whole")
+        } catch let error as CompressionError {
+            guard case .ratioUnreachable(_, let maximum, let reason) = error else { Issue.record("\(error)"); return }
+            #expect(maximum > 0.7 && maximum < 0.789 && reason.contains("tied embedding and head"), "\(maximum) \(reason)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: output.path))
         let tokenizer = try BPETokenizer(huggingFaceJSON: ConvertedModel.directory().appendingPathComponent("tokenizer.json"))
         #expect(throws: CompressionError.calibrationTooShort(tokens: 3, needed: 1024)) {
             try CalibrationData(text: "Too short.", source: "x", tokenizer: tokenizer)
