@@ -20,6 +20,10 @@ import Transformer
 /// documents are shuffled once by a fixed seed, so any prefix of the stream mixes the
 /// sources; each ends with `<|endoftext|>`. The whole document list is pinned by
 /// `pinnedSHA256`, so a change in extraction or in the files is refused, not silently used.
+///
+/// A run may read only some sources (`tokens(_:tokenizer:sources:)`): the stream is then the
+/// same shuffled order with the other sources' documents left out, so a run that adapts to
+/// one domain (the news articles, say) still reads a pinned, reproducible prefix.
 public struct FineTuneCorpus: Sendable {
     public static let name = "compression-hub finetune corpus v1"
     /// sha256 of the documents, in order, each followed by `<|endoftext|>`, as UTF-8.
@@ -35,42 +39,66 @@ public struct FineTuneCorpus: Sendable {
     ]
 
     public let documents: [String]
+    /// Each document's source, an index into `sources`.
+    public let documentSources: [Int]
     public let sha256: SHA256Digest
     /// Documents and UTF-8 bytes taken from each source, in `sources` order.
     public let sizes: [(source: String, documents: Int, bytes: Int)]
 
     /// Reads and checks the corpus from the fetched BIG-bench files under `bigbench`.
     public init(bigbench: URL) throws {
-        var documents: [String] = []
+        var documents: [String] = [], documentSources: [Int] = []
         var sizes: [(source: String, documents: Int, bytes: Int)] = []
-        for path in Self.sources {
+        for (index, path) in Self.sources.enumerated() {
             let examples = try Self.examples(bigbench.appendingPathComponent(path))
             let taken = Self.documents(from: path, examples: examples)
             sizes.append((path, taken.count, taken.reduce(0) { $0 + $1.utf8.count }))
             documents += taken
+            documentSources += Array(repeating: index, count: taken.count)
         }
         var generator = SplitMix64(seed: Self.shuffleSeed)
         for i in stride(from: documents.count - 1, to: 0, by: -1) {
-            documents.swapAt(i, Int(generator.next() % UInt64(i + 1)))
+            let j = Int(generator.next() % UInt64(i + 1))
+            documents.swapAt(i, j)
+            documentSources.swapAt(i, j)
         }
         let digest = SHA256Digest.of(Data(documents.map { $0 + Self.separator }.joined().utf8))
         if digest.hex != Self.pinnedSHA256 {
             throw FineTuneError.corpusMismatch(directory: bigbench.path, found: digest.hex, pinned: Self.pinnedSHA256)
         }
         self.documents = documents
+        self.documentSources = documentSources
         self.sizes = sizes
         sha256 = digest
     }
 
+    /// A source's short name, as a user writes it: its task path without `/task.json`.
+    public static func shortName(_ source: String) -> String {
+        source.hasSuffix("/task.json") ? String(source.dropLast("/task.json".count)) : source
+    }
+
+    /// The sources named (short names or task paths), in `sources` order; an unknown name is
+    /// refused with the list of known ones. nil or empty: every source.
+    public static func selection(_ names: [String]?) throws -> [String]? {
+        guard let names, !names.isEmpty else { return nil }
+        for name in names where !sources.contains(name) && !sources.map(shortName).contains(name) {
+            throw FineTuneError.invalid("unknown corpus source \"\(name)\"; the sources are \(sources.map(shortName).joined(separator: ", "))")
+        }
+        return sources.map(shortName).filter { names.contains($0) || names.contains($0 + "/task.json") }
+    }
+
     /// The first `count` tokens of the stream (documents in order, each followed by
-    /// `<|endoftext|>`); only as many documents are tokenized as that takes.
-    public func tokens(_ count: Int, tokenizer: BPETokenizer) throws -> [Int] {
+    /// `<|endoftext|>`), of every source or only of `sources` (short names, as `selection`
+    /// returns them); only as many documents are tokenized as that takes.
+    public func tokens(_ count: Int, tokenizer: BPETokenizer, sources selected: [String]? = nil) throws -> [Int] {
+        let names = try Self.selection(selected)
+        let chosen = Set(names.map { names in Self.sources.indices.filter { names.contains(Self.shortName(Self.sources[$0])) } } ?? Array(Self.sources.indices))
         // A token is at least one byte: refuse a D beyond that bound before tokenizing it all.
-        let bound = sizes.reduce(0) { $0 + $1.bytes } + documents.count
-        guard count <= bound else { throw FineTuneError.corpusTooSmall(atMost: bound, needed: count) }
+        let bound = chosen.reduce(0) { $0 + sizes[$1].bytes + sizes[$1].documents }
+        guard count <= bound else { throw FineTuneError.corpusTooSmall(atMost: bound, needed: count, sources: names) }
         var stream: [Int] = []
         stream.reserveCapacity(count + 4096)
-        for document in documents where stream.count < count {
+        for (document, source) in zip(documents, documentSources) where stream.count < count && chosen.contains(source) {
             stream += tokenizer.encode(document + Self.separator)
         }
         guard stream.count >= count else { throw FineTuneError.corpusTooShort(tokens: stream.count, needed: count) }

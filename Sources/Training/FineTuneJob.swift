@@ -35,6 +35,8 @@ public struct FineTuneJob: Sendable {
     public var bigbench: URL
     public var checkpointDirectory: URL
     public var checkpointEvery: Int
+    /// Read only these corpus sources (short names, e.g. "gem/xsum"); nil: every source.
+    public var corpusSources: [String]?
 
     public init(settings: FineTuneSettings, model: ModelFiles, teacher: Teacher?, bigbench: URL, checkpointDirectory: URL, checkpointEvery: Int = 25) {
         self.settings = settings
@@ -94,8 +96,10 @@ public struct FineTuneJob: Sendable {
         let tokenizer = try BPETokenizer(huggingFaceJSON: model.tokenizer, tokenizerConfig: model.tokenizerConfig)
         var parameters = try TrainableParameters(config: model.config, weights: model.weights)
         let corpus = try FineTuneCorpus(bigbench: bigbench)
-        let stream = try corpus.tokens(tuner.tokensNeeded, tokenizer: tokenizer)
-        describe("corpus: \(FineTuneCorpus.name), first \(stream.count) tokens; \(settings.steps) steps of \(settings.tokensPerStep) tokens"
+        let sources = try FineTuneCorpus.selection(corpusSources)
+        let stream = try corpus.tokens(tuner.tokensNeeded, tokenizer: tokenizer, sources: sources)
+        describe("corpus: \(FineTuneCorpus.name)\(sources.map { " (only " + $0.joined(separator: ", ") + ")" } ?? ""), first \(stream.count) tokens;"
+                 + " \(settings.steps) steps of \(settings.tokensPerStep) tokens"
                  + (settings.lora.map { ", LoRA rank \($0.rank) on \($0.targets.joined(separator: ","))" } ?? ", every weight"))
         var distillation: LanguageModelPass.Distillation?
         var distillationRecord: FineTuneRecord.DistillationSettings?
@@ -119,15 +123,19 @@ public struct FineTuneJob: Sendable {
                                        topK: teacher.topK)
         }
         let parentSHA256 = try SHA256Digest.ofFile(at: model.weights)
-        let checkpoints = try FineTuneCheckpoints(directory: checkpointDirectory, every: checkpointEvery, identity: [
+        var identity = [
             "parent_checkpoint_sha256": parentSHA256.hex, "corpus_sha256": corpus.sha256.hex, "settings": try Self.json(settings),
             "distillation": try distillationRecord.map { try Self.json($0) } ?? "none",
-        ])
+        ]
+        // Only when restricted, so that checkpoints of every-source runs keep their identity.
+        if let sources { identity["corpus_sources"] = sources.joined(separator: ",") }
+        let checkpoints = try FineTuneCheckpoints(directory: checkpointDirectory, every: checkpointEvery, identity: identity)
         let outcome = try tuner.run(&parameters, stream: stream, distillation: distillation, checkpoints: checkpoints,
                                     shouldStop: shouldStop, progress: step)
         let curve = outcome.curve
         let record = FineTuneRecord(parentCheckpointSHA256: parentSHA256, settings: settings,
-                                    corpus: .init(source: FineTuneCorpus.name, sha256: corpus.sha256, tokenRange: [0, curve.last?.tokens ?? 0]),
+                                    corpus: .init(source: FineTuneCorpus.name, sha256: corpus.sha256, tokenRange: [0, curve.last?.tokens ?? 0],
+                                                  sources: sources),
                                     wallSeconds: outcome.wallSeconds, curve: curve, distillation: distillationRecord)
         var companions: [String: URL] = ["tokenizer.json": model.tokenizer]
         if let config = model.tokenizerConfig { companions["tokenizer_config.json"] = config }

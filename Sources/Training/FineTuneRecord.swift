@@ -9,11 +9,14 @@ public struct FineTuneRecord: Codable, Sendable, Equatable {
         public let sha256: SHA256Digest
         /// The tokens of the corpus's token stream the run read: [first, end).
         public let tokenRange: [Int]
+        /// The sources the stream was restricted to (short names); nil: every source.
+        public let sources: [String]?
 
-        public init(source: String, sha256: SHA256Digest, tokenRange: [Int]) {
+        public init(source: String, sha256: SHA256Digest, tokenRange: [Int], sources: [String]? = nil) {
             self.source = source
             self.sha256 = sha256
             self.tokenRange = tokenRange
+            self.sources = sources
         }
     }
 
@@ -93,7 +96,7 @@ public struct FineTuneRecord: Codable, Sendable, Equatable {
 }
 
 extension FineTuneRecord.Corpus {
-    enum CodingKeys: String, CodingKey { case source, sha256, tokenRange = "token_range" }
+    enum CodingKeys: String, CodingKey { case source, sha256, tokenRange = "token_range", sources }
 }
 
 extension FineTuneSettings {

@@ -154,7 +154,7 @@ public struct FineTuner {
 public enum FineTuneError: Error, Equatable, CustomStringConvertible {
     case invalid(String)
     case corpusTooShort(tokens: Int, needed: Int)
-    case corpusTooSmall(atMost: Int, needed: Int)
+    case corpusTooSmall(atMost: Int, needed: Int, sources: [String]? = nil)
     case corpusMissing(String)
     case corpusMismatch(directory: String, found: String, pinned: String)
     case foreignCheckpoint(directory: String, field: String, saved: String, requested: String)
@@ -164,8 +164,8 @@ public enum FineTuneError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalid(let reason): "invalid fine-tuning settings: \(reason)"
         case .corpusTooShort(let tokens, let needed): "the fine-tuning corpus has \(tokens) tokens; this run needs \(needed)"
-        case .corpusTooSmall(let bound, let needed):
-            "the fine-tuning corpus has at most \(bound) tokens (one a byte); this run needs \(needed)"
+        case .corpusTooSmall(let bound, let needed, let sources):
+            "the fine-tuning corpus\(sources.map { " (only " + $0.joined(separator: ", ") + ")" } ?? "") has at most \(bound) tokens (one a byte); this run needs \(needed)"
         case .corpusMissing(let path): "the fine-tuning corpus file \(path) is missing; run scripts/fetch-assets.sh to fetch and verify it"
         case .corpusMismatch(let directory, let found, let pinned):
             "the fine-tuning corpus read from \(directory) has sha256 \(found), not the pinned \(pinned); run scripts/fetch-assets.sh"

@@ -17,7 +17,10 @@ struct Finetune: ParsableCommand {
         English from BIG-bench files that set-up fetches and pins (xsum articles \
         64..<900, Wikipedia articles and evidence, reviews, conversations), disjoint \
         from the calibration text, the test articles and every evaluated task. The \
-        documents are shuffled once by a fixed seed, so any D mixes the sources.
+        documents are shuffled once by a fixed seed, so any D mixes the sources. \
+        --corpus-source gem/xsum (repeatable) reads only the named sources' \
+        documents, in the same order: fine-tuning on the test text's domain (news) \
+        without its articles. The record lists the sources.
 
         Every weight trains with AdamW (warm-up, then cosine decay), or with \
         --lora-rank only low-rank adapters on the chosen projections, merged into \
@@ -69,6 +72,8 @@ struct Finetune: ParsableCommand {
     @Option(help: "Distillation temperature T.") var temperature = 2.0
     @Option(help: "Distil from the teacher's K largest logits per position, computed once and cached (see above).") var teacherTopK: Int?
     @Option(help: "Directory of the teacher's cached top-k logits (default $HUB_CACHE/teacher-logits).") var teacherCache: String?
+    @Option(help: "Read only this corpus source (repeat for several): \(FineTuneCorpus.sources.map(FineTuneCorpus.shortName).joined(separator: ", ")). Default: all.")
+    var corpusSource: [String] = []
     @Option(name: .shortAndLong, help: "The directory to create.") var output: String
     @Option(help: "Steps between checkpoints.") var checkpointEvery = 25
     @Flag(help: "Continue the interrupted run whose checkpoint is in OUTPUT.checkpoint.") var resume = false
@@ -108,10 +113,12 @@ struct Finetune: ParsableCommand {
             throw ValidationFailure("--teacher-top-k and --teacher-cache need --distill-from")
         }
         if let teacherTopK, teacherTopK < 1 { throw ValidationFailure("--teacher-top-k must be at least 1 (got \(teacherTopK))") }
-        let job = FineTuneJob(settings: settings, model: ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
+        _ = try FineTuneCorpus.selection(corpusSource)  // an unknown source is refused before anything loads
+        var job = FineTuneJob(settings: settings, model: ModelFiles(config: files.config, weights: files.weights, tokenizer: files.tokenizer,
                                                                     tokenizerConfig: files.tokenizerConfig),
                               teacher: teacher, bigbench: ModelLocator.assetCache.appendingPathComponent("bigbench"),
                               checkpointDirectory: checkpointDirectory, checkpointEvery: checkpointEvery)
+        job.corpusSources = corpusSource.isEmpty ? nil : corpusSource
 
         signal(SIGINT) { _ in
             interruptRequested = 1

@@ -27,6 +27,24 @@ struct FineTuneCorpusTests {
         #expect(FineTuneCorpus.sources.allSatisfy { !evaluated.contains($0) })
     }
 
+    @Test("a run restricted to some sources reads only their documents, in the corpus's shuffled order")
+    func sourcesSelected() throws {
+        let corpus = try FineTuneCorpus(bigbench: Assets.cacheDirectory.appendingPathComponent("bigbench"))
+        let tokenizer = try BPETokenizer(huggingFaceJSON: ConvertedModel.directory().appendingPathComponent("tokenizer.json"))
+        let news = zip(corpus.documents, corpus.documentSources).filter { $0.1 == 0 }.map(\.0)
+        let xsum = try Assets.bigbench("gem/xsum/task.json")
+        #expect(Set(news) == Set(try XSumCorpus.articles(in: xsum, range: 64 ..< 900)))
+        // The whole corpus starts with some other source; the news-only stream with its first article.
+        #expect(corpus.documentSources.prefix(20).contains { $0 != 0 })
+        let stream = try corpus.tokens(3000, tokenizer: tokenizer, sources: ["gem/xsum"])
+        let reference = news.prefix(30).flatMap { tokenizer.encode($0 + "<|endoftext|>") }
+        #expect(reference.count >= 3000 && stream == Array(reference.prefix(3000)))
+        // Naming every source, by short name or task path, is the whole stream.
+        #expect(try corpus.tokens(800, tokenizer: tokenizer, sources: FineTuneCorpus.sources) == corpus.tokens(800, tokenizer: tokenizer))
+        #expect(try FineTuneCorpus.selection(["topical_chat", "gem/xsum/task.json"]) == ["gem/xsum", "topical_chat"])
+        #expect(throws: FineTuneError.self) { try FineTuneCorpus.selection(["xsum"]) }
+    }
+
     @Test("a changed source file is refused by its sha256, naming the fix")
     func mismatchRefused() throws {
         let directory = try TemporaryDirectory()
@@ -151,6 +169,19 @@ struct FineTuneCommandTests {
         #expect(refused.status != 0 && refused.errors.contains("need --distill-from"))
     }
 
+    @Test("--corpus-source: the run reads only news, and its record lists the source and validates against the schema")
+    func newsOnly() throws {
+        let directory = try TemporaryDirectory()
+        let model = try Self.tinyModel(in: directory.url)
+        let output = directory.url.appendingPathComponent("news")
+        let result = try Self.run(Self.arguments(model, output: output) + ["--corpus-source", "gem/xsum"])
+        #expect(result.status == 0 && result.errors.contains("(only gem/xsum)"), "\(result.errors)")
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("finetune.json"))) as! [String: Any]
+        let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/finetune.schema.json"))
+        #expect(validator.violations(of: record) == [])
+        #expect((record["corpus"] as? [String: Any])?["sources"] as? [String] == ["gem/xsum"])
+    }
+
     @Test("bad input is refused with a clear error and writes nothing")
     func refusals() throws {
         let directory = try TemporaryDirectory()
@@ -165,6 +196,10 @@ struct FineTuneCommandTests {
         try refused(["finetune", model.path, "--tokens", "0", "-o", output.path], saying: "tokens must be positive")
         try refused(["finetune", model.path, "--tokens", "100000000", "-o", output.path], saying: "the fine-tuning corpus has")
         try refused(Self.arguments(model, output: output) + ["--resume"], saying: "nothing to resume")
+        try refused(Self.arguments(model, output: output) + ["--corpus-source", "wikipedia"],
+                    saying: "unknown corpus source \"wikipedia\"; the sources are gem/xsum, paragraph_segmentation")
+        try refused(["finetune", model.path, "--tokens", "3000000", "--corpus-source", "gem/xsum", "-o", output.path],
+                    saying: "the fine-tuning corpus (only gem/xsum) has at most")
         let broken = directory.url.appendingPathComponent("broken")
         try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: model.appendingPathComponent("tokenizer.json"), to: broken.appendingPathComponent("tokenizer.json"))
@@ -190,6 +225,7 @@ struct FineTuneCommandTests {
         let latest = try String(contentsOf: checkpoint.appendingPathComponent("latest"), encoding: .utf8)
         try refused(Self.arguments(model, output: output), saying: "add --resume to continue it")
         try refused(Self.arguments(model, output: output).map { $0 == "1e-2" ? "2e-2" : $0 } + ["--resume"], saying: "belongs to another run: its settings")
+        try refused(Self.arguments(model, output: output) + ["--corpus-source", "gem/xsum", "--resume"], saying: "belongs to another run: its corpus_sources")
         #expect(try String(contentsOf: checkpoint.appendingPathComponent("latest"), encoding: .utf8) == latest)
     }
 }
