@@ -9,7 +9,8 @@
 # fine-tuned weights are deleted once evaluated. THREADS (default 2) sets BLAS threads;
 # METHODS (default "width-prune depth-prune") and RATIO (default 0.3) pick the variants.
 # TEACHER_TOP_K=K distils from the base's K largest logits, cached once per token range
-# (hubctl finetune --teacher-top-k), in cells named kdK instead of kd.
+# (hubctl finetune --teacher-top-k), in cells named kdK instead of kd. CORPUS_SOURCE=gem/xsum
+# fine-tunes on that corpus source alone (hubctl finetune --corpus-source; use another OUT_DIR).
 set -uo pipefail
 base=$1 out=$2 suite=${3:-full}
 shift $(( $# < 3 ? $# : 3 ))
@@ -37,7 +38,8 @@ for method in "${methods[@]}"; do
             name="$variant-$loss-$d"
             [ -s "$out/$name.json" ] && continue
             extra=()
-            [ "$loss" = ce ] || extra=(--distill-from "$base")
+            [ -z "${CORPUS_SOURCE:-}" ] || extra+=(--corpus-source "$CORPUS_SOURCE")
+            [ "$loss" = ce ] || extra+=(--distill-from "$base")
             [ "$loss" = ce ] || [ -z "${TEACHER_TOP_K:-}" ] || extra+=(--teacher-top-k "$TEACHER_TOP_K")
             if [ ! -d "$out/models/$name" ]; then
                 "$hubctl" finetune "$out/models/$variant" --tokens "$d" --threads "$threads" "${extra[@]}" \
