@@ -87,12 +87,17 @@ public struct FineTuneCorpus: Sendable {
         return sources.map(shortName).filter { names.contains($0) || names.contains($0 + "/task.json") }
     }
 
+    /// How a run's corpus is named in messages: "" for every source, else " (only a, b)".
+    static func restriction(_ sources: [String]?) -> String {
+        sources.map { " (only " + $0.joined(separator: ", ") + ")" } ?? ""
+    }
+
     /// The first `count` tokens of the stream (documents in order, each followed by
     /// `<|endoftext|>`), of every source or only of `sources` (short names, as `selection`
     /// returns them); only as many documents are tokenized as that takes.
     public func tokens(_ count: Int, tokenizer: BPETokenizer, sources selected: [String]? = nil) throws -> [Int] {
         let names = try Self.selection(selected)
-        let chosen = Set(names.map { names in Self.sources.indices.filter { names.contains(Self.shortName(Self.sources[$0])) } } ?? Array(Self.sources.indices))
+        let chosen = Set(Self.sources.indices.filter { names?.contains(Self.shortName(Self.sources[$0])) ?? true })
         // A token is at least one byte: refuse a D beyond that bound before tokenizing it all.
         let bound = chosen.reduce(0) { $0 + sizes[$1].bytes + sizes[$1].documents }
         guard count <= bound else { throw FineTuneError.corpusTooSmall(atMost: bound, needed: count, sources: names) }

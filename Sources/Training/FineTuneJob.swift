@@ -98,7 +98,7 @@ public struct FineTuneJob: Sendable {
         let corpus = try FineTuneCorpus(bigbench: bigbench)
         let sources = try FineTuneCorpus.selection(corpusSources)
         let stream = try corpus.tokens(tuner.tokensNeeded, tokenizer: tokenizer, sources: sources)
-        describe("corpus: \(FineTuneCorpus.name)\(sources.map { " (only " + $0.joined(separator: ", ") + ")" } ?? ""), first \(stream.count) tokens;"
+        describe("corpus: \(FineTuneCorpus.name)\(FineTuneCorpus.restriction(sources)), first \(stream.count) tokens;"
                  + " \(settings.steps) steps of \(settings.tokensPerStep) tokens"
                  + (settings.lora.map { ", LoRA rank \($0.rank) on \($0.targets.joined(separator: ","))" } ?? ", every weight"))
         var distillation: LanguageModelPass.Distillation?

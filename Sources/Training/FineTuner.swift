@@ -165,7 +165,7 @@ public enum FineTuneError: Error, Equatable, CustomStringConvertible {
         case .invalid(let reason): "invalid fine-tuning settings: \(reason)"
         case .corpusTooShort(let tokens, let needed): "the fine-tuning corpus has \(tokens) tokens; this run needs \(needed)"
         case .corpusTooSmall(let bound, let needed, let sources):
-            "the fine-tuning corpus\(sources.map { " (only " + $0.joined(separator: ", ") + ")" } ?? "") has at most \(bound) tokens (one a byte); this run needs \(needed)"
+            "the fine-tuning corpus\(FineTuneCorpus.restriction(sources)) has at most \(bound) tokens (one a byte); this run needs \(needed)"
         case .corpusMissing(let path): "the fine-tuning corpus file \(path) is missing; run scripts/fetch-assets.sh to fetch and verify it"
         case .corpusMismatch(let directory, let found, let pinned):
             "the fine-tuning corpus read from \(directory) has sha256 \(found), not the pinned \(pinned); run scripts/fetch-assets.sh"
