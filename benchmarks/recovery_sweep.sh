@@ -7,10 +7,14 @@
 # (metrics), NAME.finetune.json (the fine-tune record with its curve and wall time) and
 # NAME.finetune.txt in OUT_DIR. Finished runs are skipped, so an interrupted table resumes;
 # fine-tuned weights are deleted once evaluated. THREADS (default 2) sets BLAS threads;
-# METHODS (default "width-prune depth-prune") and RATIO (default 0.3) pick the variants.
+# METHODS (default "width-prune depth-prune") and RATIO (default 0.3) pick the variants;
+# LOSSES (default "ce kd") the fine-tunes of each.
 # TEACHER_TOP_K=K distils from the base's K largest logits, cached once per token range
 # (hubctl finetune --teacher-top-k), in cells named kdK instead of kd. CORPUS_SOURCE=gem/xsum
 # fine-tunes on that corpus source alone (hubctl finetune --corpus-source; use another OUT_DIR).
+# LEARNING_RATE sets the peak learning rate (default hubctl finetune's; use another OUT_DIR).
+# HUBCTL names the hubctl binary (default: this checkout's release build; point it at a copy
+# when rebuilding during a long table).
 set -uo pipefail
 base=$1 out=$2 suite=${3:-full}
 shift $(( $# < 3 ? $# : 3 ))
@@ -18,7 +22,8 @@ budgets=("$@")
 [ ${#budgets[@]} -gt 0 ] || budgets=(50000)
 threads=${THREADS:-2} ratio=${RATIO:-0.3}
 read -r -a methods <<< "${METHODS:-width-prune depth-prune}"
-hubctl="$(cd "$(dirname "$0")/.." && swift build -c release --show-bin-path)/hubctl"
+read -r -a losses <<< "${LOSSES:-ce kd}"
+hubctl=${HUBCTL:-"$(cd "$(dirname "$0")/.." && swift build -c release --show-bin-path)/hubctl"}
 mkdir -p "$out/models"
 evaluate() {  # evaluate MODEL NAME
     [ -s "$out/$2.json" ] && return 0
@@ -34,11 +39,13 @@ for method in "${methods[@]}"; do
     fi
     evaluate "$out/models/$variant" "$variant"
     for d in "${budgets[@]}"; do
-        for loss in ce "kd${TEACHER_TOP_K:-}"; do
+        for loss in "${losses[@]}"; do
+            [ "$loss" = ce ] || loss=kd${TEACHER_TOP_K:-}
             name="$variant-$loss-$d"
             [ -s "$out/$name.json" ] && continue
             extra=()
             [ -z "${CORPUS_SOURCE:-}" ] || extra+=(--corpus-source "$CORPUS_SOURCE")
+            [ -z "${LEARNING_RATE:-}" ] || extra+=(--learning-rate "$LEARNING_RATE")
             [ "$loss" = ce ] || extra+=(--distill-from "$base")
             [ "$loss" = ce ] || [ -z "${TEACHER_TOP_K:-}" ] || extra+=(--teacher-top-k "$TEACHER_TOP_K")
             if [ ! -d "$out/models/$name" ]; then

@@ -56,26 +56,31 @@ public struct FineTuneJob: Sendable {
     /// The teacher's top-k cache for this run's sequences: read from `directory` when a run
     /// before built it for the same teacher and tokens, else built (the teacher runs once over
     /// every sequence) and written there atomically.
-    static func teacherCache(teacherSHA256: SHA256Digest, k: Int, stream: [Int], settings: FineTuneSettings, directory: URL,
+    static func teacherCache(teacherSHA256: SHA256Digest, k: Int, temperature: Double, stream: [Int], settings: FineTuneSettings, directory: URL,
                              model: () throws -> LlamaModel, describe: (String) -> Void) throws -> TeacherLogitCache {
         let length = settings.sequenceLength, count = settings.steps * settings.tokensPerStep / length
         let sequences = (0 ..< count).map { Array(stream[($0 * length) ..< (($0 + 1) * length)]) }
         let tokens = TeacherLogitCache.digest(sequences.joined().map { Int32($0) })
-        let file = directory.appendingPathComponent("teacher-\(teacherSHA256.hex.prefix(16))-tokens-\(tokens.hex.prefix(16))-top\(k).cache")
-        if FileManager.default.fileExists(atPath: file.path) {
-            let cache = try TeacherLogitCache.load(from: file)
-            if cache.header.k == k, cache.matches(teacherSHA256: teacherSHA256, stream: stream, sequences: count, length: length) {
-                describe("teacher: top \(k) logits of \(cache.positions) positions from \(file.path)")
-                return cache
-            }
+        let file = directory.appendingPathComponent(
+            "teacher-\(teacherSHA256.hex.prefix(16))-tokens-\(tokens.hex.prefix(16))-top\(k)-T\(temperature).cache")
+        func described(_ cache: TeacherLogitCache) -> TeacherLogitCache {
+            describe(String(format: "teacher: its top %d hold %.1f%% of its mass at T = %g on average", k, 100 * cache.meanTopMass, temperature))
+            return cache
+        }
+        // A cache of an older format is rebuilt, not trusted.
+        if FileManager.default.fileExists(atPath: file.path), let cache = try? TeacherLogitCache.load(from: file),
+           cache.header.k == k, cache.matches(teacherSHA256: teacherSHA256, temperature: temperature, stream: stream, sequences: count, length: length) {
+            describe("teacher: top \(k) logits of \(cache.positions) positions from \(file.path)")
+            return described(cache)
         }
         describe("teacher: computing its top \(k) logits over \(count) sequences once, into \(file.path)")
         let start = Date()
-        let cache = try TeacherLogitCache.build(teacher: model(), teacherSHA256: teacherSHA256, sequences: sequences, k: k)
+        let cache = try TeacherLogitCache.build(teacher: model(), teacherSHA256: teacherSHA256, sequences: sequences, k: k,
+                                                temperature: temperature)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try cache.write(to: file)
         describe(String(format: "teacher: cached in %.0f s", Date().timeIntervalSince(start)))
-        return cache
+        return described(cache)
     }
 
     /// The JSON form records and checkpoint identities use: sorted, indented, slashes kept.
@@ -112,10 +117,10 @@ public struct FineTuneJob: Sendable {
                 return try LlamaModel(weights: teacherWeights)
             }
             if let k = teacher.topK {
-                let cache = try Self.teacherCache(teacherSHA256: teacherSHA256, k: k, stream: stream, settings: settings,
+                let cache = try Self.teacherCache(teacherSHA256: teacherSHA256, k: k, temperature: teacher.temperature, stream: stream, settings: settings,
                                                   directory: teacher.cacheDirectory ?? Self.defaultTeacherCache(beside: checkpointDirectory),
                                                   model: teacherModel, describe: describe)
-                distillation = try .init(cache: cache, weight: teacher.weight, temperature: teacher.temperature)
+                distillation = try .init(cache: cache, weight: teacher.weight)
             } else {
                 distillation = try .init(teacher: teacherModel(), weight: teacher.weight, temperature: teacher.temperature)
             }

@@ -29,7 +29,8 @@ public final class LanguageModelPass {
     /// The T² keeps the soft term's gradient on the scale of the hard one (Hinton et al.).
     ///
     /// The teacher's logits come from running it on the batch, or from a `TeacherLogitCache`
-    /// of its top k (then the teacher's distribution is renormalised over those k tokens).
+    /// of its top k (then the KL is taken over k + 1 classes: the teacher's k tokens and the
+    /// rest of the vocabulary as one, whose teacher mass the cache's log-partition gives).
     public struct Distillation {
         public enum Source {
             case model(LlamaModel)
@@ -44,8 +45,9 @@ public final class LanguageModelPass {
             try self.init(source: .model(teacher), weight: weight, temperature: temperature)
         }
 
-        public init(cache: TeacherLogitCache, weight: Double = 0.5, temperature: Double = 2) throws {
-            try self.init(source: .topK(cache), weight: weight, temperature: temperature)
+        /// Distils at the temperature the cache's log-partitions were taken at.
+        public init(cache: TeacherLogitCache, weight: Double = 0.5) throws {
+            try self.init(source: .topK(cache), weight: weight, temperature: cache.header.temperature)
         }
 
         init(source: Source, weight: Double, temperature: Double) throws {
@@ -62,7 +64,7 @@ public final class LanguageModelPass {
     /// made from them a chunk at a time), or each position's cached top k.
     enum TeacherRows {
         case hidden(FloatBuffer, head: Matrix)
-        case topK(ids: ArraySlice<Int32>, logits: ArraySlice<Float>, k: Int)
+        case topK(ids: ArraySlice<Int32>, logits: ArraySlice<Float>, logPartitions: ArraySlice<Float>, k: Int)
     }
 
     public struct Result: Sendable {
@@ -89,11 +91,11 @@ public final class LanguageModelPass {
             }
             teacher = (.hidden(try model.forwardPacked(sequences), head: model.weights.head), distillation!)
         case .topK(let cache)?:
-            let (ids, logits) = try cache.rows(first: firstSequence, matching: sequences)
+            let (ids, logits, logPartitions) = try cache.rows(first: firstSequence, matching: sequences)
             if let bad = ids.first(where: { Int($0) >= vocabulary }) {
                 throw TrainingError.invalidDistillation("the teacher cache names token \(bad), outside the student's vocabulary (0..<\(vocabulary))")
             }
-            teacher = (.topK(ids: ids, logits: logits, k: cache.header.k), distillation!)
+            teacher = (.topK(ids: ids, logits: logits, logPartitions: logPartitions, k: cache.header.k), distillation!)
         case nil: break
         }
         return pass(sequences, backward: backward, teacher: teacher)
@@ -188,7 +190,7 @@ public final class LanguageModelPass {
             var logits = [Float](repeating: 0, count: part.count * vocabulary)
             TrainingKernels.linear(input, head, &logits, rows: part.count, inputs: width, outputs: vocabulary)
             // The teacher's full logits [part, vocabulary], or its top k [part, k] with their ids.
-            var teacherLogits: [Float] = [], teacherIDs: [Int32] = [], k = 0
+            var teacherLogits: [Float] = [], teacherIDs: [Int32] = [], teacherPartitions: [Float] = [], k = 0
             switch teacher?.rows {
             case .hidden(let hidden, let head)?:
                 let teacherWidth = head.columns
@@ -198,12 +200,13 @@ public final class LanguageModelPass {
                 }
                 teacherLogits = [Float](repeating: 0, count: part.count * vocabulary)
                 TrainingKernels.linear(rows, head.data, &teacherLogits, rows: part.count, inputs: teacherWidth, outputs: vocabulary)
-            case .topK(let ids, let logits, let size)?:
+            case .topK(let ids, let logits, let logPartitions, let size)?:
                 // Targets are the batch's positions in order, as the cache keeps them.
                 k = size
                 let range = (ids.startIndex + first * k) ..< (ids.startIndex + (first + part.count) * k)
                 teacherIDs = Array(ids[range])
                 teacherLogits = Array(logits[(logits.startIndex + first * k) ..< (logits.startIndex + (first + part.count) * k)])
+                teacherPartitions = Array(logPartitions[(logPartitions.startIndex + first) ..< (logPartitions.startIndex + first + part.count)])
             case nil: break
             }
             let weight = teacher?.settings.weight ?? 0, temperature = teacher?.settings.temperature ?? 1
@@ -214,7 +217,9 @@ public final class LanguageModelPass {
             let tokens = part.map(\.token)
             logits.withUnsafeMutableBufferPointer { logitsBuffer in teacherLogits.withUnsafeBufferPointer { teacherBuffer in
             rowLosses.withUnsafeMutableBufferPointer { lossBuffer in teacherIDs.withUnsafeBufferPointer { idBuffer in
+            teacherPartitions.withUnsafeBufferPointer { partitionBuffer in
                 nonisolated(unsafe) let (x0, t0, losses, id0) = (logitsBuffer.baseAddress!, teacherBuffer.baseAddress, lossBuffer.baseAddress!, idBuffer.baseAddress)
+                nonisolated(unsafe) let z0 = partitionBuffer.baseAddress
                 Parallel.rows(part.count, cost: part.count * vocabulary) { i in
                     let x = x0 + i * vocabulary, target = tokens[i]
                     let hard = TrainingKernels.logSumExp(x, count: vocabulary, temperature: 1)
@@ -222,15 +227,29 @@ public final class LanguageModelPass {
                     // The soft terms' normalizers at temperature T, for the loss and its gradient.
                     let inverse = Float(1 / temperature)
                     var softF: Float = 0, teacherF: Float = 0
-                    if distilling, k > 0, let t0, let id0 {
-                        // Top k: the teacher's distribution renormalised over its k tokens.
+                    // Top k: log(teacher's rest mass / student's rest mass), which scales the
+                    // student's own tail into the rest class's target (−∞ when there is no rest).
+                    var logRestRatio = -Float.infinity
+                    if distilling, k > 0, let t0, let id0, let z0 {
+                        // KL over the teacher's k tokens and one class for every other token.
                         let t = t0 + i * k, ids = id0 + i * k
                         softF = Float(TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature))
-                        teacherF = Float(TrainingKernels.logSumExp(t, count: k, temperature: temperature))
-                        var kl = 0.0
+                        teacherF = z0[i]
+                        var kl = 0.0, teacherTop = 0.0, studentTop = 0.0, studentAll = 0.0
                         for j in 0 ..< k {
-                            let logTeacher = t[j] * inverse - teacherF
-                            kl += Double(expf(logTeacher) * (logTeacher - (x[Int(ids[j])] * inverse - softF)))
+                            let logTeacher = t[j] * inverse - teacherF, logStudent = x[Int(ids[j])] * inverse - softF
+                            kl += Double(expf(logTeacher) * (logTeacher - logStudent))
+                            teacherTop += Double(expf(logTeacher))
+                            studentTop += Double(expf(logStudent))
+                        }
+                        // The student's rest as the sum of its other tokens' probabilities (the same
+                        // float terms as studentTop, so the difference does not cancel to noise).
+                        for j in 0 ..< vocabulary { studentAll += Double(expf(x[j] * inverse - softF)) }
+                        let teacherRest = k < vocabulary ? max(0, 1 - teacherTop) : 0
+                        let studentRest = max(studentAll - studentTop, Double.leastNormalMagnitude)
+                        if teacherRest > 0 {
+                            kl += teacherRest * (log(teacherRest) - log(studentRest))
+                            logRestRatio = Float(log(teacherRest) - log(studentRest))
                         }
                         loss += weight * temperature * temperature * kl
                     } else if distilling, let t0 {
@@ -249,13 +268,19 @@ public final class LanguageModelPass {
                     // ∂/∂logit: (1 − w)(softmax − onehot) + w·T·(softmax_T − teacher softmax_T), over the count.
                     let hardF = Float(hard), hardWeight = Float(1 - weight) * scale
                     if distilling, k > 0, let t0, let id0 {
+                        // The soft target is the teacher's probability on its k tokens, and on any
+                        // other token the student's own probability scaled by the rest ratio; the
+                        // k tokens first take the scaled form like the rest, then are corrected.
                         let t = t0 + i * k, ids = id0 + i * k
                         let softWeight = Float(weight * temperature) * scale
+                        let topStudent = (0 ..< k).map { x[Int(ids[$0])] * inverse - softF }
                         for j in 0 ..< vocabulary {
-                            let value = x[j]
-                            x[j] = hardWeight * expf(value - hardF) + softWeight * expf(value * inverse - softF)
+                            let value = x[j], logStudent = value * inverse - softF
+                            x[j] = hardWeight * expf(value - hardF) + softWeight * (expf(logStudent) - expf(logStudent + logRestRatio))
                         }
-                        for j in 0 ..< k { x[Int(ids[j])] -= softWeight * expf(t[j] * inverse - teacherF) }
+                        for j in 0 ..< k {
+                            x[Int(ids[j])] += softWeight * (expf(topStudent[j] + logRestRatio) - expf(t[j] * inverse - teacherF))
+                        }
                     } else if distilling, let t0 {
                         let t = t0 + i * vocabulary
                         let softWeight = Float(weight * temperature) * scale
@@ -268,7 +293,7 @@ public final class LanguageModelPass {
                     }
                     x[target] -= hardWeight
                 }
-            } } } }
+            } } } } }
             total += rowLosses.reduce(0, +)
             guard backward else { continue }
             var dInput = [Float](repeating: 0, count: part.count * width)

@@ -35,11 +35,12 @@ struct Finetune: ParsableCommand {
         --teacher-top-k K the teacher runs once over the run's tokens and its K \
         largest logits per position are kept in --teacher-cache (by default \
         $HUB_CACHE/teacher-logits), under a name made of the teacher's and the \
-        tokens' sha256: every later run that distils the same teacher on the same \
-        tokens (another variant, another method, LoRA or full) reads them instead \
-        of running the teacher, and trains about as fast as plain cross-entropy. \
-        The soft target is then the teacher's distribution renormalised over its \
-        top K.
+        tokens' sha256 and the temperature: every later run that distils the same \
+        teacher on the same tokens (another variant, another method, LoRA or full) \
+        reads them instead of running the teacher, and trains about as fast as plain \
+        cross-entropy. The KL is then taken over K + 1 classes, the teacher's K \
+        tokens and "any other token", whose teacher mass the cache also keeps: the \
+        student is not pushed to drop the tail the temperature spreads mass onto.
 
         A checkpoint is written every --checkpoint-every steps to OUTPUT.checkpoint. \
         Ctrl-C stops after the step in flight and writes one; a run killed any other \

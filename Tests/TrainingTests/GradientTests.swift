@@ -191,7 +191,7 @@ struct TeacherCacheTests {
                                                 k: student.config.vocabSize, batch: 1)
         let pass = try LanguageModelPass(parameters: student)
         let live = try pass.run(Self.batch, distillation: .init(teacher: teacher, weight: 0.7, temperature: 2))
-        let cached = try pass.run(Self.batch, distillation: .init(cache: cache, weight: 0.7, temperature: 2))
+        let cached = try pass.run(Self.batch, distillation: .init(cache: cache, weight: 0.7))
         #expect(abs(live.loss - cached.loss) <= 1e-5 * abs(live.loss))
         for (name, gradient) in try #require(live.gradients) {
             let other = try #require(cached.gradients?[name])
@@ -200,18 +200,39 @@ struct TeacherCacheTests {
         }
     }
 
-    @Test("with a small k, every parameter matches finite differences of the renormalised top-k loss")
+    @Test("with a small k, every parameter matches finite differences of the top-k-plus-rest loss")
     func topKGradients() throws {
         let student = try TinyModels.heterogeneous()
         let cache = try TeacherLogitCache.build(teacher: Self.teacher(for: student), teacherSHA256: SHA256Digest.of(Data("t".utf8)),
                                                 sequences: Self.batch, k: 5)
-        let distillation = try LanguageModelPass.Distillation(cache: cache, weight: 0.7, temperature: 2)
+        let distillation = try LanguageModelPass.Distillation(cache: cache, weight: 0.7)
         try GradientTests().check(student, batch: Self.batch, distillation: distillation)
         // It is a different loss from the full one (the tail of the teacher's distribution is cut).
         let full = try LanguageModelPass(parameters: student).run(Self.batch, backward: false,
                                                                   distillation: .init(teacher: Self.teacher(for: student), weight: 0.7, temperature: 2))
         let sparse = try LanguageModelPass(parameters: student).run(Self.batch, backward: false, distillation: distillation)
         #expect(abs(full.loss - sparse.loss) > 1e-3)
+    }
+
+    @Test("a model distilled from its own top-k cache has zero loss and zero gradient; the cache fixes the temperature")
+    func selfDistillationIsStill() throws {
+        let student = try TinyModels.heterogeneous()
+        // k = 3 of a 32-token vocabulary leaves much of the mass in the rest class at T = 3, so
+        // renormalising over the top k (the old form) would give a large loss and gradient here.
+        let cache = try TeacherLogitCache.build(teacher: TinyModels.runtime(student), teacherSHA256: SHA256Digest.of(Data("s".utf8)),
+                                                sequences: Self.batch, k: 3, temperature: 3)
+        #expect(cache.meanTopMass > 0 && cache.meanTopMass < 0.9)
+        let distillation = try LanguageModelPass.Distillation(cache: cache, weight: 1)
+        #expect(distillation.temperature == 3)
+        let pass = try LanguageModelPass(parameters: student)
+        let result = try pass.run(Self.batch, distillation: distillation)
+        #expect(abs(result.loss) < 1e-5, "KL of a model to itself: \(result.loss)")
+        // Against the cross-entropy gradient's scale: the soft gradient is zero up to rounding.
+        let hard = try #require(try pass.run(Self.batch).gradients)
+        for (name, gradient) in try #require(result.gradients) {
+            let scale = hard[name]!.map(abs).max()! + 1e-12
+            #expect(gradient.allSatisfy { abs($0) <= 1e-4 * scale }, "\(name)")
+        }
     }
 
     @Test("the top k are the k largest, largest first; the file round-trips and is refused when truncated or read with other tokens")
@@ -228,14 +249,16 @@ struct TeacherCacheTests {
         let file = directory.path("cache")
         try cache.write(to: file)
         let loaded = try TeacherLogitCache.load(from: file)
-        #expect(loaded.header == cache.header && loaded.ids == cache.ids && loaded.logits == cache.logits)
+        #expect(loaded.header == cache.header && loaded.ids == cache.ids && loaded.logits == cache.logits
+                && loaded.logPartitions == cache.logPartitions && loaded.header.temperature == 2)
         // The second sequence alone, by its index.
         let rows = try loaded.rows(first: 1, matching: [Self.batch[1]])
         #expect(Array(rows.ids) == Array(cache.ids.suffix(4 * 4)))
         #expect(throws: TrainingError.self) { try loaded.rows(first: 0, matching: [Self.batch[1]]) }
         #expect(throws: TrainingError.self) { try loaded.rows(first: 1, matching: Self.batch) }
-        #expect(!loaded.matches(teacherSHA256: SHA256Digest.of(Data("other".utf8)), stream: Self.batch[0], sequences: 1, length: 7))
-        #expect(loaded.matches(teacherSHA256: digest, stream: Self.batch[0], sequences: 1, length: 7))
+        #expect(!loaded.matches(teacherSHA256: SHA256Digest.of(Data("other".utf8)), temperature: 2, stream: Self.batch[0], sequences: 1, length: 7))
+        #expect(!loaded.matches(teacherSHA256: digest, temperature: 1, stream: Self.batch[0], sequences: 1, length: 7))
+        #expect(loaded.matches(teacherSHA256: digest, temperature: 2, stream: Self.batch[0], sequences: 1, length: 7))
         let bytes = try Data(contentsOf: file)
         try bytes.prefix(bytes.count - 3).write(to: file)
         #expect(throws: TrainingError.self) { try TeacherLogitCache.load(from: file) }
