@@ -95,7 +95,10 @@ public final class BuildRunner: @unchecked Sendable {
             return try stage(spec) { work in try Self.compress(job.input, compression, into: work, assets: assetCache, progress: progress) }
         case .finetune:
             guard let tokens = number("tokens") else { throw BuildError.invalidField("settings", "a finetune stage needs tokens") }
-            let finetune = BuildRecipe.FineTune(tokens: Int(tokens), loraRank: number("lora_rank").map { Int($0) }, distill: flag("distill"))
+            var sources: [String]?
+            if case .array(let names)? = settings["corpus_sources"] { sources = names.compactMap(\.stringValue) }
+            let finetune = BuildRecipe.FineTune(tokens: Int(tokens), loraRank: number("lora_rank").map { Int($0) }, distill: flag("distill"),
+                                                corpusSources: sources, learningRate: number("learning_rate"))
             if finetune.distill, job.teacher == nil { throw BuildError.missingInput("the teacher of a distilling finetune stage") }
             let checkpoints = cache.checkpointDirectory(for: spec.key)
             return try stage(spec) { work in
@@ -132,6 +135,9 @@ public final class BuildRunner: @unchecked Sendable {
             var settings: [String: JSONValue] = ["tokens": .number(Double(finetune.tokens)), "distill": .bool(finetune.distill)]
             if let rank = finetune.loraRank { settings["lora_rank"] = .number(Double(rank)) }
             if finetune.distill { settings["teacher_sha256"] = .string(baseSHA.hex) }
+            // Only when set, so that the stage keys of recipes written before the options stay.
+            if let sources = finetune.corpusSources { settings["corpus_sources"] = .array(sources.map { .string($0) }) }
+            if let rate = finetune.learningRate { settings["learning_rate"] = .number(rate) }
             let (tuned, record) = try execute(StageJob(spec: StageSpec(kind: .finetune, inputSHA256: compressedSHA, settings: .object(settings)),
                                                        input: ModelFiles(directory: variant), teacher: finetune.distill ? base : nil,
                                                        label: recipe.name))
@@ -199,9 +205,11 @@ public final class BuildRunner: @unchecked Sendable {
                          assets: URL, events: @escaping @Sendable (StageEvent) -> Void) throws {
         var tuning = FineTuneSettings(tokens: settings.tokens)
         if let rank = settings.loraRank { tuning.lora = try LoRASettings(rank: rank) }
-        let job = FineTuneJob(settings: tuning, model: model,
+        if let rate = settings.learningRate { tuning.peakLearningRate = rate }
+        var job = FineTuneJob(settings: tuning, model: model,
                               teacher: teacher.map { .init(config: $0.config, weights: $0.weights) },
                               bigbench: assets.appendingPathComponent("bigbench"), checkpointDirectory: checkpoints)
+        job.corpusSources = settings.corpusSources
         let output = work.appendingPathComponent("model")
         let steps = tuning.steps
         _ = try job.run(output: output, describe: { events(StageEvent(message: $0)) }) { step in

@@ -45,6 +45,23 @@ struct BuildEngineTests {
             return named == "finetune.tokens"
         }
         #expect(try Self.decode(tuned.replacingOccurrences(of: "100", with: "4096")).compressedName == "t/v-compressed")
+        // A fine-tune on one corpus source at its own learning rate; unknown sources and bad
+        // rates are refused by field, and recipes without them encode as before.
+        let news = tuned.replacingOccurrences(of: #""tokens": 100, "distill": false"#,
+                                              with: #""tokens": 4096, "distill": false, "corpus_sources": ["gem/xsum"], "learning_rate": 0.0003"#)
+        #expect(try Self.decode(news).finetune == .init(tokens: 4096, corpusSources: ["gem/xsum"], learningRate: 3e-4))
+        for (bad, field) in [(#"["gem/nope"]"#, "finetune.corpus_sources"), ("[]", "finetune.corpus_sources")] {
+            #expect { try Self.decode(news.replacingOccurrences(of: #"["gem/xsum"]"#, with: bad)) } throws: { error in
+                guard case BuildError.invalidField(let named, let reason) = error else { return false }
+                return named == field && (bad == "[]" || reason.contains("gem/nope"))
+            }
+        }
+        #expect { try Self.decode(news.replacingOccurrences(of: "0.0003", with: "0")) } throws: { error in
+            guard case BuildError.invalidField(let named, _) = error else { return false }
+            return named == "finetune.learning_rate"
+        }
+        #expect(!String(decoding: try JSONEncoder().encode(Self.decode(tuned.replacingOccurrences(of: "100", with: "4096"))), as: UTF8.self)
+            .contains("corpus_sources"))
         // Quantization: a bad type is refused by name; the fp32 variant (and the compressed one
         // before a fine-tune) get names of their own, a sweep's cells say their type.
         let quantized = tuned.replacingOccurrences(of: "100", with: "4096")
@@ -72,7 +89,7 @@ struct BuildEngineTests {
         #expect(!String(decoding: try JSONEncoder().encode(Self.decode(good)), as: UTF8.self).contains("self_calibration"))
         // The schema agrees: it accepts what the engine writes and names the same methods.
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))
-        for recipe in [try Self.decode(good), try Self.decode(selfCalibrated), sweep, budgets, try Self.decode(quantized), quantizedSweep] + sweep.expanded() + budgets.expanded()
+        for recipe in [try Self.decode(good), try Self.decode(selfCalibrated), sweep, budgets, try Self.decode(quantized), quantizedSweep, try Self.decode(news)] + sweep.expanded() + budgets.expanded()
             + quantizedSweep.expanded() {
             #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(recipe))) == [])
         }

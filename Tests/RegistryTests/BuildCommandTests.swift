@@ -119,6 +119,17 @@ struct BuildCommandTests {
         let tunedAudit = try HubctlBinary.run(["lineage", "team/w10-ft", "--audit", "--data-dir", dataDir])
         #expect(tunedAudit.status == 0 && tunedAudit.stdout.contains("distillation teacher"), "\(tunedAudit.stdout)\(tunedAudit.stderr)")
 
+        // Fine-tuned on news alone at another learning rate: a stage of its own (the compress
+        // stage still comes from the cache), and its lineage record says both.
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-news", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": false, "corpus_sources": ["gem/xsum"], "learning_rate": 0.0003}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+            .write(to: recipe)
+        let news = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(news.status == 0, "\(news.stderr)")
+        #expect(news.stderr.contains("stages: 2 run, 1 reused"), "\(news.stderr)")
+        let newsRecord = try #require(try registry.lineage(of: RepositoryName("team/w10-news")).first?.record)
+        #expect(newsRecord["corpus"]?["sources"] == .array([.string("gem/xsum")]), "\(newsRecord)")
+        #expect(newsRecord["settings"]?["peak_learning_rate"] == .number(3e-4), "\(newsRecord)")
+
         // The same fine-tune quantized to Q8_0: compression and fine-tune come from the cache,
         // and the chain is base → compressed → fine-tuned (fp32) → quantized, audited whole.
         try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/q8", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "quantization": {"type": "q8_0"}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
