@@ -43,7 +43,7 @@ enum TrainingBenchmark {
         // Distillation from the model itself as teacher: its logits computed with each batch,
         // or its top 32 read from a cache built once (the build timed every round).
         let teacher = try LlamaModel(weights: ModelWeights(config: base.config, tensors: base.tensors))
-        let sequences = (0 ..< settings.tokens / 256).map { Array(stream[($0 * 256) ..< (($0 + 1) * 256)]) }
+        let sequences = TeacherLogitCache.sequences(of: stream, count: settings.tokens / 256, length: 256)
         let teacherDigest = SHA256Digest.of(Data("benchmark teacher".utf8))
         // Warm-up (first-touch of every buffer), then the process's peak RSS is a full step's.
         var warm = FineTuneSettings(tokens: 1024)

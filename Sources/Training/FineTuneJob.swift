@@ -59,7 +59,7 @@ public struct FineTuneJob: Sendable {
     static func teacherCache(teacherSHA256: SHA256Digest, k: Int, temperature: Double, stream: [Int], settings: FineTuneSettings, directory: URL,
                              model: () throws -> LlamaModel, describe: (String) -> Void) throws -> TeacherLogitCache {
         let length = settings.sequenceLength, count = settings.steps * settings.tokensPerStep / length
-        let sequences = (0 ..< count).map { Array(stream[($0 * length) ..< (($0 + 1) * length)]) }
+        let sequences = TeacherLogitCache.sequences(of: stream, count: count, length: length)
         let tokens = TeacherLogitCache.digest(sequences.joined().map { Int32($0) })
         let file = directory.appendingPathComponent(
             "teacher-\(teacherSHA256.hex.prefix(16))-tokens-\(tokens.hex.prefix(16))-top\(k)-T\(temperature).cache")
@@ -67,8 +67,8 @@ public struct FineTuneJob: Sendable {
             describe(String(format: "teacher: its top %d hold %.1f%% of its mass at T = %g on average", k, 100 * cache.meanTopMass, temperature))
             return cache
         }
-        // A cache of an older format is rebuilt, not trusted.
-        if FileManager.default.fileExists(atPath: file.path), let cache = try? TeacherLogitCache.load(from: file),
+        // A missing file, or one of an older format, is built anew, not trusted.
+        if let cache = try? TeacherLogitCache.load(from: file),
            cache.header.k == k, cache.matches(teacherSHA256: teacherSHA256, temperature: temperature, stream: stream, sequences: count, length: length) {
             describe("teacher: top \(k) logits of \(cache.positions) positions from \(file.path)")
             return described(cache)

@@ -233,23 +233,38 @@ public final class LanguageModelPass {
                     if distilling, k > 0, let t0, let id0, let z0 {
                         // KL over the teacher's k tokens and one class for every other token.
                         let t = t0 + i * k, ids = id0 + i * k
-                        softF = Float(TrainingKernels.logSumExp(x, count: vocabulary, temperature: temperature))
+                        // One pass gives the student's normalizer at T and, from the same float
+                        // terms, its rest mass: the sum over every token less the sum over the k
+                        // (the same terms, so the difference does not cancel to noise).
+                        var top = -Float.infinity
+                        for j in 0 ..< vocabulary { top = max(top, x[j] * inverse) }
+                        var studentAll = 0.0, studentTop = 0.0
+                        for j in 0 ..< vocabulary { studentAll += Double(expf(x[j] * inverse - top)) }
+                        softF = Float(Double(top) + log(studentAll))
                         teacherF = z0[i]
-                        var kl = 0.0, teacherTop = 0.0, studentTop = 0.0, studentAll = 0.0
+                        var kl = 0.0, teacherTop = 0.0
                         for j in 0 ..< k {
-                            let logTeacher = t[j] * inverse - teacherF, logStudent = x[Int(ids[j])] * inverse - softF
+                            let scaled = x[Int(ids[j])] * inverse
+                            let logTeacher = t[j] * inverse - teacherF, logStudent = scaled - softF
                             kl += Double(expf(logTeacher) * (logTeacher - logStudent))
                             teacherTop += Double(expf(logTeacher))
-                            studentTop += Double(expf(logStudent))
+                            studentTop += Double(expf(scaled - top))
                         }
-                        // The student's rest as the sum of its other tokens' probabilities (the same
-                        // float terms as studentTop, so the difference does not cancel to noise).
-                        for j in 0 ..< vocabulary { studentAll += Double(expf(x[j] * inverse - softF)) }
                         let teacherRest = k < vocabulary ? max(0, 1 - teacherTop) : 0
-                        let studentRest = max(studentAll - studentTop, Double.leastNormalMagnitude)
                         if teacherRest > 0 {
-                            kl += teacherRest * (log(teacherRest) - log(studentRest))
-                            logRestRatio = Float(log(teacherRest) - log(studentRest))
+                            var logStudentRest = log(max(studentAll - studentTop, 0) / studentAll)
+                            if !(logStudentRest > -60) {
+                                // The tail's float terms underflow: sum it again in log space, so
+                                // that the rest agrees with the tail tokens' own log-probabilities.
+                                let topIDs = Set((0 ..< k).map { Int(ids[$0]) })
+                                var tailTop = -Float.infinity
+                                for j in 0 ..< vocabulary where !topIDs.contains(j) { tailTop = max(tailTop, x[j] * inverse) }
+                                var sum = 0.0
+                                for j in 0 ..< vocabulary where !topIDs.contains(j) { sum += exp(Double(x[j] * inverse - tailTop)) }
+                                logStudentRest = Double(tailTop) + log(sum) - (Double(top) + log(studentAll))
+                            }
+                            kl += teacherRest * (log(teacherRest) - logStudentRest)
+                            logRestRatio = Float(log(teacherRest) - logStudentRest)
                         }
                         loss += weight * temperature * temperature * kl
                     } else if distilling, let t0 {
@@ -269,17 +284,30 @@ public final class LanguageModelPass {
                     let hardF = Float(hard), hardWeight = Float(1 - weight) * scale
                     if distilling, k > 0, let t0, let id0 {
                         // The soft target is the teacher's probability on its k tokens, and on any
-                        // other token the student's own probability scaled by the rest ratio; the
-                        // k tokens first take the scaled form like the rest, then are corrected.
+                        // other token the student's own probability scaled by the rest ratio. Every
+                        // token first takes the tail's form; the k are then written afresh from
+                        // their own logits (p·ratio can overflow there, where p is near 1).
                         let t = t0 + i * k, ids = id0 + i * k
                         let softWeight = Float(weight * temperature) * scale
-                        let topStudent = (0 ..< k).map { x[Int(ids[$0])] * inverse - softF }
-                        for j in 0 ..< vocabulary {
-                            let value = x[j], logStudent = value * inverse - softF
-                            x[j] = hardWeight * expf(value - hardF) + softWeight * (expf(logStudent) - expf(logStudent + logRestRatio))
+                        let topValues = (0 ..< k).map { x[Int(ids[$0])] }
+                        if logRestRatio < 80 {
+                            // The ratio fits a Float: one exp per token, p·(1 − ratio).
+                            let keep = 1 - expf(logRestRatio)
+                            for j in 0 ..< vocabulary {
+                                let value = x[j]
+                                x[j] = hardWeight * expf(value - hardF) + softWeight * keep * expf(value * inverse - softF)
+                            }
+                        } else {
+                            // A student whose rest is vanishingly small: the ratio would overflow a
+                            // Float while p·ratio on a tail token need not, so it stays in log space.
+                            for j in 0 ..< vocabulary {
+                                let value = x[j], logStudent = value * inverse - softF
+                                x[j] = hardWeight * expf(value - hardF) + softWeight * (expf(logStudent) - expf(logStudent + logRestRatio))
+                            }
                         }
                         for j in 0 ..< k {
-                            x[Int(ids[j])] += softWeight * (expf(topStudent[j] + logRestRatio) - expf(t[j] * inverse - teacherF))
+                            let value = topValues[j]
+                            x[Int(ids[j])] = hardWeight * expf(value - hardF) + softWeight * (expf(value * inverse - softF) - expf(t[j] * inverse - teacherF))
                         }
                     } else if distilling, let t0 {
                         let t = t0 + i * vocabulary

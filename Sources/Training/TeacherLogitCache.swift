@@ -155,6 +155,12 @@ public struct TeacherLogitCache: Sendable {
         return heap.sorted { worse($1, $0) }.map(\.index)
     }
 
+    /// The first `count` sequences of `length` tokens cut from a stream in order: the rows a
+    /// cache is built over, as fine-tuning batches them.
+    public static func sequences(of stream: [Int], count: Int, length: Int) -> [[Int]] {
+        (0 ..< count).map { Array(stream[($0 * length) ..< (($0 + 1) * length)]) }
+    }
+
     static func digest(_ tokens: [Int32]) -> SHA256Digest {
         SHA256Digest.of(tokens.map(\.littleEndian).withUnsafeBufferPointer { Data(buffer: $0) })
     }

@@ -235,6 +235,23 @@ struct TeacherCacheTests {
         }
     }
 
+    @Test("a student far more peaked than its teacher (rest ratio beyond a Float) still gets a finite loss and gradient")
+    func peakedStudentStaysFinite() throws {
+        let teacher = try TinyModels.heterogeneous()
+        let cache = try TeacherLogitCache.build(teacher: TinyModels.runtime(teacher), teacherSHA256: SHA256Digest.of(Data("p".utf8)),
+                                                sequences: Self.batch, k: 3, temperature: 1)
+        // The same model with its head scaled up: the same top tokens, but nearly all of the
+        // student's mass on them, so teacher rest / student rest is far past Float's range and
+        // the tail's target must be formed in log space.
+        var student = teacher
+        student.values[student.headName] = student.values[student.headName]!.map { $0 * 400 }
+        let result = try LanguageModelPass(parameters: student).run(Self.batch, distillation: .init(cache: cache, weight: 1))
+        #expect(result.loss.isFinite && result.loss > 1, "loss \(result.loss)")
+        for (name, gradient) in try #require(result.gradients) {
+            #expect(gradient.allSatisfy { $0.isFinite }, "\(name)")
+        }
+    }
+
     @Test("the top k are the k largest, largest first; the file round-trips and is refused when truncated or read with other tokens")
     func fileAndLookup() throws {
         var random = SplitMix64(seed: 3)
