@@ -55,11 +55,18 @@ enum TrainingKernels {
 
     /// log Σ_j exp(x_j / temperature), the exponentials in fp32 and their sum in double.
     static func logSumExp(_ x: UnsafePointer<Float>, count: Int, temperature: Double) -> Double {
+        let (top, sum) = shiftedExpSum(x, count: count, temperature: temperature)
+        return Double(top) + log(sum)
+    }
+
+    /// The shift (max_j x_j / temperature) and Σ_j exp(x_j / temperature − shift) that
+    /// `logSumExp` takes its log of, for callers that sum some of the same terms again.
+    static func shiftedExpSum(_ x: UnsafePointer<Float>, count: Int, temperature: Double) -> (top: Float, sum: Double) {
         let inverse = Float(1 / temperature)
         var top = -Float.infinity
         for j in 0 ..< count { top = max(top, x[j] * inverse) }
         var sum = 0.0
         for j in 0 ..< count { sum += Double(expf(x[j] * inverse - top)) }
-        return Double(top) + log(sum)
+        return (top, sum)
     }
 }

@@ -236,10 +236,8 @@ public final class LanguageModelPass {
                         // One pass gives the student's normalizer at T and, from the same float
                         // terms, its rest mass: the sum over every token less the sum over the k
                         // (the same terms, so the difference does not cancel to noise).
-                        var top = -Float.infinity
-                        for j in 0 ..< vocabulary { top = max(top, x[j] * inverse) }
-                        var studentAll = 0.0, studentTop = 0.0
-                        for j in 0 ..< vocabulary { studentAll += Double(expf(x[j] * inverse - top)) }
+                        let (top, studentAll) = TrainingKernels.shiftedExpSum(x, count: vocabulary, temperature: temperature)
+                        var studentTop = 0.0
                         softF = Float(Double(top) + log(studentAll))
                         teacherF = z0[i]
                         var kl = 0.0, teacherTop = 0.0
