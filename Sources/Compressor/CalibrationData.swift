@@ -125,6 +125,12 @@ final class ActivationStatistics: ForwardObserver {
 
     private func accumulateCovariance(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, position: Int) {
         guard residualCovariances?[position].count == width * width else { return }
+        Self.accumulateNormalizedMoments(hidden, rows: rows, width: width, into: &residualCovariances![position])
+    }
+
+    /// moments += x̂ᵀx̂ for x [rows, width] with each row scaled to unit RMS: the covariance
+    /// of what RMSNorm hands on, every token weighted alike.
+    static func accumulateNormalizedMoments(_ hidden: UnsafePointer<Float>, rows: Int, width: Int, into moments: inout [Double]) {
         var normalized = [Float](repeating: 0, count: rows * width)
         for r in 0 ..< rows {
             var sum: Float = 0
@@ -132,7 +138,7 @@ final class ActivationStatistics: ForwardObserver {
             let scale = 1 / max((sum / Float(width)).squareRoot(), 1e-12)
             for c in 0 ..< width { normalized[r * width + c] = hidden[r * width + c] * scale }
         }
-        normalized.withUnsafeBufferPointer { Self.accumulateMoments($0.baseAddress!, rows: rows, width: width, into: &residualCovariances![position]) }
+        normalized.withUnsafeBufferPointer { accumulateMoments($0.baseAddress!, rows: rows, width: width, into: &moments) }
     }
 
     /// moments += xᵀx for x [rows, width].

@@ -84,10 +84,49 @@ public final class LlamaModel: @unchecked Sendable {
         let position: Int
     }
 
+    /// Runs the blocks over residual-stream rows given directly, not looked up from tokens:
+    /// independent sequences packed back to back, each from position 0, [rows, embedding
+    /// width] in, [rows, finalWidth] out, before the final norm. What a compression method
+    /// that rebuilds a model one block at a time runs on its calibration activations
+    /// (sequential SliceGPT runs each half-block alone as a one-block model).
+    public func forwardResidual(_ input: [Float], sequenceLengths: [Int]) throws -> [Float] {
+        let rows = sequenceLengths.reduce(0, +), width = config.embeddingWidth
+        guard sequenceLengths.allSatisfy({ $0 > 0 }), rows > 0 else { throw RuntimeError.emptyInput }
+        guard input.count == rows * width else {
+            throw RuntimeError.shapeMismatch(tensor: "residual input", expected: [rows, width], found: [input.count])
+        }
+        var segments: [Segment] = [], start = 0
+        for length in sequenceLengths {
+            guard length <= config.maxPositionEmbeddings else { throw RuntimeError.contextOverflow(needed: length, limit: config.maxPositionEmbeddings) }
+            segments.append(Segment(start: start, count: length, position: 0))
+            start += length
+        }
+        let x = FloatBuffer(count: rows * maxResidualWidth, zeroed: false)
+        input.withUnsafeBufferPointer { x.pointer.update(from: $0.baseAddress!, count: input.count) }
+        let output = runBlocks(x, rows: rows, segments: segments, cache: nil)
+        return Array(UnsafeBufferPointer(start: output.pointer, count: rows * config.finalWidth))
+    }
+
+    /// The widest the residual stream gets anywhere in the model.
+    private var maxResidualWidth: Int {
+        config.layerShapes.reduce(config.embeddingWidth) { max($0, $1.inputWidth, $1.attentionOutputWidth, $1.outputWidth) }
+    }
+
     private func run(segments: [Segment], tokens: [Int], cache: KVCache?, observer: ForwardObserver? = nil) throws -> FloatBuffer {
-        let rows = tokens.count
-        let maxWidth = config.layerShapes.reduce(config.embeddingWidth) { max($0, $1.inputWidth, $1.attentionOutputWidth, $1.outputWidth) }
-        var x = FloatBuffer(count: rows * maxWidth, zeroed: false)
+        let x = FloatBuffer(count: tokens.count * maxResidualWidth, zeroed: false)
+        let embedding = weights.embedding
+        for (r, token) in tokens.enumerated() {
+            guard token >= 0, token < embedding.rows else { throw RuntimeError.tokenOutOfRange(token: token, vocabularySize: embedding.rows) }
+            embedding.copyRow(token, into: x.pointer + r * embedding.columns)
+        }
+        return runBlocks(x, rows: tokens.count, segments: segments, cache: cache, observer: observer)
+    }
+
+    /// Every block over the residual rows in `input` (a buffer as wide as the widest stream);
+    /// returns the buffer holding the last block's output.
+    private func runBlocks(_ input: FloatBuffer, rows: Int, segments: [Segment], cache: KVCache?, observer: ForwardObserver? = nil) -> FloatBuffer {
+        let maxWidth = maxResidualWidth
+        var x = input
         var next = FloatBuffer(count: rows * maxWidth, zeroed: false)
         let normed = FloatBuffer(count: rows * maxWidth, zeroed: false)
         // Scratch for every block, sized for the widest, allocated once per pass: fresh
@@ -103,12 +142,6 @@ public final class LlamaModel: @unchecked Sendable {
             output: FloatBuffer(count: rows * maxQuery, zeroed: false),
             keys: cache == nil ? FloatBuffer(count: rows * maxKeyValue, zeroed: false) : nil,
             values: cache == nil ? FloatBuffer(count: rows * maxKeyValue, zeroed: false) : nil)
-
-        let embedding = weights.embedding
-        for (r, token) in tokens.enumerated() {
-            guard token >= 0, token < embedding.rows else { throw RuntimeError.tokenOutOfRange(token: token, vocabularySize: embedding.rows) }
-            embedding.copyRow(token, into: x.pointer + r * embedding.columns)
-        }
 
         for (layer, block) in weights.blocks.enumerated() {
             let shape = block.shape

@@ -14,12 +14,13 @@ struct CompressorTests {
                 ["tokenizer.json": directory.appendingPathComponent("tokenizer.json")])
     }
 
-    static func calibration() throws -> CalibrationData {
+    static func calibration(articles: Range<Int> = 0 ..< 8) throws -> CalibrationData {
         let directory = try ConvertedModel.directory()
         let tokenizer = try BPETokenizer(huggingFaceJSON: directory.appendingPathComponent("tokenizer.json"))
         let task = try JSONSerialization.jsonObject(with: Data(contentsOf: Assets.bigbench("gem/xsum/task.json"))) as! [String: Any]
-        let text = (task["examples"] as! [[String: Any]])[0 ..< 8].compactMap { $0["input"] as? String }.joined(separator: "\n\n")
-        return try CalibrationData(text: text, source: "xsum 0..<8", tokenizer: tokenizer, maxTokens: 1024, minimumTokens: 512)
+        let text = (task["examples"] as! [[String: Any]])[articles].compactMap { $0["input"] as? String }.joined(separator: "\n\n")
+        return try CalibrationData(text: text, source: "xsum \(articles.lowerBound)..<\(articles.upperBound)", tokenizer: tokenizer,
+                                   maxTokens: 1024, minimumTokens: 512)
     }
 
     @Test("every method hits the requested ratio within half a point, and the variant runs", arguments: CompressionMethods.all.map(\.name))

@@ -74,6 +74,31 @@ struct ForwardTests {
         }
     }
 
+    @Test("residual rows given directly run the blocks as tokens do: packed sequences, each from position 0")
+    func residualInput() throws {
+        let tiny = try TinyModel.heterogeneous(seed: 5)
+        let directory = try TemporaryDirectory()
+        let model = try tiny.load(in: directory)
+        let sequences = [[1, 2, 3, 4, 5, 6], [9, 8], [31, 30, 29]]
+        let embedding = tiny.tensors["model.embed_tokens.weight"]!.values, width = tiny.config.embeddingWidth
+        let rows = sequences.joined().flatMap { embedding[$0 * width ..< ($0 + 1) * width] }
+        let hidden = try model.forwardResidual(rows, sequenceLengths: sequences.map(\.count))
+        let final = tiny.config.finalWidth
+        #expect(hidden.count == sequences.joined().count * final)
+        let headName = tiny.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        var row = 0
+        for sequence in sequences {
+            let reference = tiny.referenceLogits(sequence)
+            for t in sequence.indices {
+                let x = hidden[(row + t) * final ..< (row + t + 1) * final].map(Double.init)
+                let logits = tiny.apply(headName, tiny.rmsNorm(x, "model.norm.weight"))
+                #expect(zip(logits, reference[t]).map { abs($0 - $1) }.max()! < 1e-4, "sequence \(sequence), position \(t)")
+            }
+            row += sequence.count
+        }
+        #expect(throws: RuntimeError.self) { try model.forwardResidual([1, 2], sequenceLengths: [1]) }
+    }
+
     @Test("the cache refuses to overflow and bad tokens are named")
     func errors() throws {
         let tiny = try TinyModel.uniform()
