@@ -1,5 +1,6 @@
 import Checkpoint
 import Compressor
+import Evaluator
 import Foundation
 import HubCore
 import Training
@@ -103,10 +104,14 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         /// smoke or full.
         public var suite: String
         public var latency: Bool
+        /// The BIG-bench tasks scored, by name (as `hubctl eval --tasks` takes them); nil: the
+        /// suite's four. Fewer tasks make a quicker check of a recipe before a sweep of it.
+        public var tasks: [String]?
 
-        public init(suite: String = "smoke", latency: Bool = true) {
+        public init(suite: String = "smoke", latency: Bool = true, tasks: [String]? = nil) {
             self.suite = suite
             self.latency = latency
+            self.tasks = tasks
         }
     }
 
@@ -237,6 +242,12 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         }
         guard ["smoke", "full"].contains(evaluation.suite) else {
             throw BuildError.invalidField("evaluation.suite", "'\(evaluation.suite)' is not smoke or full")
+        }
+        if let tasks = evaluation.tasks {
+            guard !tasks.isEmpty else { throw BuildError.invalidField("evaluation.tasks", "is empty; leave it out to score the suite's tasks") }
+            for task in tasks {
+                do { _ = try EvaluationSuite.taskSpec(task) } catch { throw BuildError.invalidField("evaluation.tasks", "\(error)") }
+            }
         }
     }
 

@@ -110,7 +110,9 @@ public final class BuildRunner: @unchecked Sendable {
             let quantization = BuildRecipe.Quantization(type: type, headType: settings["head_type"]?.stringValue)
             return try stage(spec) { work in try Self.quantize(job.input, quantization, into: work) }
         case .evaluate:
-            let evaluation = BuildRecipe.Evaluation(suite: settings["suite"]?.stringValue ?? "smoke", latency: flag("latency"))
+            var tasks: [String]?
+            if case .array(let names)? = settings["tasks"] { tasks = names.compactMap(\.stringValue) }
+            let evaluation = BuildRecipe.Evaluation(suite: settings["suite"]?.stringValue ?? "smoke", latency: flag("latency"), tasks: tasks)
             return try stage(spec) { work in
                 try Self.evaluate(job.input, evaluation, label: job.label, into: work, assets: assetCache, progress: progress)
             }
@@ -156,8 +158,11 @@ public final class BuildRunner: @unchecked Sendable {
             final = quantized
         }
         let variantFiles = ModelFiles(directory: final)
+        // Tasks join the stage's settings only when chosen, so a recipe without them keeps its cached stages.
+        var evaluationSettings: [String: JSONValue] = ["suite": .string(recipe.evaluation.suite), "latency": .bool(recipe.evaluation.latency)]
+        if let tasks = recipe.evaluation.tasks { evaluationSettings["tasks"] = .array(tasks.map { .string($0) }) }
         let evaluate = StageSpec(kind: .evaluate, inputSHA256: try SHA256Digest.ofFile(at: variantFiles.weights),
-                                 settings: .object(["suite": .string(recipe.evaluation.suite), "latency": .bool(recipe.evaluation.latency)]))
+                                 settings: .object(evaluationSettings))
         let (evaluation, evaluated) = try execute(StageJob(spec: evaluate, input: variantFiles, label: recipe.name))
         let metrics = try JSONDecoder().decode(MetricsRecord.self, from: Data(contentsOf: evaluation.appendingPathComponent("metrics.json")))
         return BuildOutput(recipe: recipe, intermediates: intermediates, variant: final, metrics: metrics,
@@ -232,7 +237,7 @@ public final class BuildRunner: @unchecked Sendable {
     /// The evaluate stage: `hubctl eval` as a function of files; writes metrics.json.
     static func evaluate(_ model: ModelFiles, _ settings: BuildRecipe.Evaluation, label: String, into work: URL, assets: URL,
                          progress: @escaping @Sendable (String) -> Void) throws {
-        var suite = try EvaluationSuite.named(settings.suite)
+        var suite = try EvaluationSuite.named(settings.suite, tasks: settings.tasks)
         if !settings.latency { suite.latency = nil }
         let config = try LlamaConfig.load(from: model.config)
         let runtime = try LlamaModel(weights: ModelWeights(config: config, safetensors: SafetensorsFile(path: model.weights.path)))

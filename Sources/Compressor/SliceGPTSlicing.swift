@@ -179,15 +179,11 @@ public struct SliceGPTSlicing: CompressionMethod {
                                          progress: (_ block: Int, _ blocks: Int) -> Void = { _, _ in }) throws -> Double {
         try requireStandard(c)
         let d = c.layers[0].inputWidth
-        precondition(width >= 1 && width <= d && !calibration.isEmpty)
-        let layout = Layout(c, rotation: .sequential)
-        try foldNorms(&c, layout: layout)
-        var rotation = Rotator(dimension: d, width: width)
-        var fractions: [Double] = []
-
+        precondition(width >= 1 && width <= d)
+        let chunks = Stream.chunks(calibration, tokensPerChunk: 2048)
+        guard !chunks.isEmpty else { throw CompressionError.calibrationTooShort(tokens: 0, needed: 1) }
         // The calibration stream, in chunks of whole sequences (attention needs them whole),
         // each [rows, width of the stream where it stands].
-        let chunks = Stream.chunks(calibration, tokensPerChunk: 2048)
         let embedding = try c.tensor("model.embed_tokens.weight")
         var stream = try chunks.map { chunk in
             var rows = [Float](repeating: 0, count: chunk.tokens.count * d)
@@ -197,6 +193,12 @@ public struct SliceGPTSlicing: CompressionMethod {
             }
             return rows
         }
+        // Only now, with the calibration read, does the checkpoint change.
+        let layout = Layout(c, rotation: .sequential)
+        try foldNorms(&c, layout: layout)
+        var rotation = Rotator(dimension: d, width: width)
+        var fractions: [Double] = []
+
         /// Fits `basis` to the stream (d wide, unrotated) and moves the stream into it.
         func fit(_ basis: Int) throws {
             var moments = [Double](repeating: 0, count: d * d)

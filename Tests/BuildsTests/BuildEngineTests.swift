@@ -25,6 +25,8 @@ struct BuildEngineTests {
             (good.replacingOccurrences(of: #""base": "a/b", "#, with: ""), "base"),
             (good.replacingOccurrences(of: #""name": "t/v""#, with: #""name": "nope""#), "name"),
             (good.replacingOccurrences(of: #""suite": "smoke""#, with: #""suite": "huge""#), "evaluation.suite"),
+            (good.replacingOccurrences(of: #""latency": false"#, with: #""latency": false, "tasks": []"#), "evaluation.tasks"),
+            (good.replacingOccurrences(of: #""latency": false"#, with: #""latency": false, "tasks": ["no such/task!"]"#), "evaluation.tasks"),
             (good.replacingOccurrences(of: #""ratio": 0.3"#, with: #""ratio": "a lot""#), "compression.ratio"),
         ]
         for (json, field) in cases {

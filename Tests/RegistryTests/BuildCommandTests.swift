@@ -89,7 +89,7 @@ struct BuildCommandTests {
         let imported = try HubctlBinary.run(["import", try Assets.modelGGUF().path, "smollm2/base", "--data-dir", dataDir])
         #expect(imported.status == 0, "\(imported.stderr)")
         let recipe = directory.path("recipe.json")
-        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10", "compression": {"method": "weight-prune", "ratio": 0.1}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10", "compression": {"method": "weight-prune", "ratio": 0.1}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
             .write(to: recipe)
         let first = try HubctlBinary.run(["build", "run", recipe.path, "--json", "--data-dir", dataDir])
         #expect(first.status == 0, "\(first.stderr)")
@@ -98,6 +98,10 @@ struct BuildCommandTests {
         let card = try registry.card(RepositoryName("team/w10"))
         #expect(card.kind == .compressed && card.lineage?.recipe["method"]?.stringValue == "weight-prune")
         #expect(card.metrics.count == 1 && card.metrics[0].crossEntropy != nil)
+        // The recipe's one task, not the suite's four (a quicker check; these tests build many).
+        let stageMetrics = try #require(FileManager.default.enumerator(atPath: dataDir)?.compactMap { $0 as? String }.first { $0.hasSuffix("metrics.json") })
+        let scored = try JSONDecoder().decode(MetricsRecord.self, from: Data(contentsOf: URL(fileURLWithPath: dataDir).appendingPathComponent(stageMetrics)))
+        #expect(scored.tasks.map(\.task) == ["general_knowledge"], "\(scored.tasks)")
         let again = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
         #expect(again.status == 0 && again.stderr.contains("stages: 0 run, 2 reused"))
         let after = try registry.card(RepositoryName("team/w10"))
@@ -107,7 +111,7 @@ struct BuildCommandTests {
 
         // The same compression fine-tuned on two steps with distillation: the compress stage
         // comes from the cache; the compressed variant is the fine-tuned one's lineage parent.
-        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-ft", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-ft", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
             .write(to: recipe)
         let tuned = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
         #expect(tuned.status == 0, "\(tuned.stderr)")
@@ -121,7 +125,7 @@ struct BuildCommandTests {
 
         // Fine-tuned on news alone at another learning rate: a stage of its own (the compress
         // stage still comes from the cache), and its lineage record says both.
-        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-news", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": false, "corpus_sources": ["gem/xsum"], "learning_rate": 0.0003}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-news", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": false, "corpus_sources": ["gem/xsum"], "learning_rate": 0.0003}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
             .write(to: recipe)
         let news = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
         #expect(news.status == 0, "\(news.stderr)")
@@ -132,7 +136,7 @@ struct BuildCommandTests {
 
         // The same fine-tune quantized to Q8_0: compression and fine-tune come from the cache,
         // and the chain is base → compressed → fine-tuned (fp32) → quantized, audited whole.
-        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/q8", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "quantization": {"type": "q8_0"}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/q8", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "quantization": {"type": "q8_0"}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
             .write(to: recipe)
         let quantized = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
         #expect(quantized.status == 0, "\(quantized.stderr)")
@@ -151,7 +155,7 @@ struct BuildCommandTests {
 
         // Stages as child processes (hubctl stage run): the same outputs land in the same
         // cache, so an in-process run afterwards reuses both.
-        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w15", "compression": {"method": "weight-prune", "ratio": 0.15}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w15", "compression": {"method": "weight-prune", "ratio": 0.15}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
             .write(to: recipe)
         let children = try HubctlBinary.run(["build", "run", recipe.path, "--stage-processes", "--data-dir", dataDir])
         #expect(children.status == 0 && children.stderr.contains("compress") && children.stderr.contains("ran in"), "\(children.stderr)")
@@ -160,7 +164,7 @@ struct BuildCommandTests {
         #expect(reused.status == 0 && reused.stderr.contains("stages: 0 run, 2 reused"))
 
         // A bad recipe: refused naming the field, nothing registered.
-        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/bad", "compression": {"method": "weight-prune", "ratio": 0}, "evaluation": {"suite": "smoke", "latency": false}}"#.utf8)
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/bad", "compression": {"method": "weight-prune", "ratio": 0}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
             .write(to: recipe)
         let bad = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
         #expect(bad.status == 1 && bad.stderr.contains("compression.ratio"))

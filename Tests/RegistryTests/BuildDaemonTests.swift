@@ -20,7 +20,7 @@ struct BuildDaemonTests {
     }
 
     static func recipe(_ json: String) -> Data {
-        Data(("{\"schema_version\": 1, \"base\": \"smollm2/base\", \"evaluation\": {\"suite\": \"smoke\", \"latency\": false}, " + json + "}").utf8)
+        Data(("{\"schema_version\": 1, \"base\": \"smollm2/base\", \"evaluation\": {\"suite\": \"smoke\", \"latency\": false, \"tasks\": [\"general_knowledge\"]}, " + json + "}").utf8)
     }
 
     static func client(_ daemon: Daemon, _ dataDir: URL) -> HubClient {
