@@ -11,6 +11,9 @@ public protocol CompressionMethod: Sendable {
     var needsCalibration: Bool { get }
     /// The costlier statistics the base model's calibration pass must collect.
     var statisticsKinds: StatisticsKinds { get }
+    /// Whether the method reads the base model's calibration statistics at all; one that fits
+    /// its choices on its own forward passes (sequential slicing) spares the compressor that pass.
+    var readsStatistics: Bool { get }
     /// The fewest parameters the method can leave of this checkpoint, and what bounds it: the
     /// compressor refuses a ratio past it before calibrating.
     func smallestParameterCount(_ checkpoint: EditableCheckpoint) -> (parameters: Int, reason: String)
@@ -62,6 +65,7 @@ public struct ActivationStatisticsSnapshot: Sendable {
 
 extension CompressionMethod {
     public var statisticsKinds: StatisticsKinds { [] }
+    public var readsStatistics: Bool { true }
     /// Width and depth methods keep the embedding, the head and the final norm, and remove at
     /// most every block.
     public func smallestParameterCount(_ c: EditableCheckpoint) -> (parameters: Int, reason: String) {

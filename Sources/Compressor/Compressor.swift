@@ -35,10 +35,12 @@ public struct Compressor {
         var statistics: ActivationStatisticsSnapshot?
         var probe: CalibrationProbe?
         if method.needsCalibration, let calibration {
-            progress("calibrating on \(calibration.tokenCount) tokens")
-            let model = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: config), safetensors: SafetensorsFile(path: weights.path)))
-            statistics = try CalibrationProbe.statistics(model: model, calibration: calibration, collect: method.statisticsKinds,
-                                                         progress: calibrationProgress)
+            if method.readsStatistics {
+                progress("calibrating on \(calibration.tokenCount) tokens")
+                let model = try LlamaModel(weights: ModelWeights(config: LlamaConfig.load(from: config), safetensors: SafetensorsFile(path: weights.path)))
+                statistics = try CalibrationProbe.statistics(model: model, calibration: calibration, collect: method.statisticsKinds,
+                                                             progress: calibrationProgress)
+            }
             probe = CalibrationProbe(data: calibration, searchTokens: probeTokens)
         }
         progress("compressing with \(method.name)")

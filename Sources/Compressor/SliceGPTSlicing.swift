@@ -56,6 +56,7 @@ public struct SliceGPTSlicing: CompressionMethod {
     /// The shared basis is fitted to the base model's statistics; the sequential bases are
     /// fitted as the slicing goes, on the calibration sequences themselves.
     public var statisticsKinds: StatisticsKinds { rotation == .shared ? [.residualCovariance] : [] }
+    public var readsStatistics: Bool { rotation == .shared }
     /// The stream sliced to one dimension; a tied embedding and head stay whole.
     public func smallestParameterCount(_ c: EditableCheckpoint) -> (parameters: Int, reason: String) {
         let layout = Layout(c, rotation: rotation)
