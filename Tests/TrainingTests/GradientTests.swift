@@ -40,11 +40,10 @@ struct GradientTests {
         #expect(checked >= 3 * parameters.values.count - 5)
     }
 
-    /// Compares `analytic` with central differences of `loss` in entries 0, count/3 and
-    /// count − 1 of every tensor of `values`; returns how many entries it checked.
-    static func compare(_ values: [String: [Float]], analytic: [String: [Float]],
+    /// Compares `analytic` with central differences of `loss` (step ±`epsilon`) in entries 0,
+    /// count/3 and count − 1 of every tensor of `values`; returns how many entries it checked.
+    static func compare(_ values: [String: [Float]], analytic: [String: [Float]], epsilon: Float = 1e-2,
                         loss: ([String: [Float]]) throws -> Double) throws -> Int {
-        let epsilon: Float = 1e-2
         var checked = 0
         for name in values.keys.sorted() {
             let count = values[name]!.count

@@ -11,11 +11,13 @@ struct LoRATests {
     static let batch = [[3, 17, 5, 29, 8, 1, 12], [30, 2, 9, 9, 21]]
 
     /// Adapters on every projection of the heterogeneous model, B made non-zero so that both
-    /// A's and B's gradients are non-trivial.
+    /// A's and B's gradients are non-trivial. The B's are filled in name order: a dictionary's
+    /// order changes from process to process, and with it, unsorted, which B got which draws
+    /// (one such draw failed the finite-difference check, on one CI run in many).
     func adapters(_ base: TrainableParameters, rank: Int = 2) throws -> LoRAAdapters {
         var adapters = LoRAAdapters(settings: try LoRASettings(rank: rank, alpha: 3), base: base, seed: 7)
         var generator = SplitMix64(seed: 11)
-        for name in adapters.values.keys where name.hasSuffix(".lora_B") {
+        for name in adapters.values.keys.sorted() where name.hasSuffix(".lora_B") {
             adapters.values[name] = adapters.values[name]!.map { _ in Float(generator.nextUnit() - 0.5) }
         }
         return adapters
@@ -29,7 +31,11 @@ struct LoRATests {
         let weightGradients = try #require(try LanguageModelPass(parameters: merged).run(Self.batch).gradients)
         let analytic = adapters.gradients(from: weightGradients)
         #expect(Set(analytic.keys) == Set(adapters.values.keys))
-        let checked = try GradientTests.compare(adapters.values, analytic: analytic) { values in
+        // A smaller step than the other checks: moving one entry of A moves a whole column of
+        // the merged weight (by s·B·ε), so the central difference's own error (ε²/6 times the
+        // third derivative) is larger. Over 20 draws of B, the worst entry used 98% of the
+        // tolerance at ε = 1e-2 (one CI draw went past it) and 14% at 2.5e-3.
+        let checked = try GradientTests.compare(adapters.values, analytic: analytic, epsilon: 2.5e-3) { values in
             var moved = adapters
             moved.values = values
             return try LanguageModelPass(parameters: moved.merged(into: base)).run(Self.batch, backward: false).loss
