@@ -15,7 +15,7 @@ set -uo pipefail
 base=$1 out=$2 suite=${3:-smoke}
 shift $(( $# < 3 ? $# : 3 ))
 methods=("$@")
-[ ${#methods[@]} -gt 0 ] || methods=(width-prune width-prune-global depth-prune depth-prune-influence slicegpt slicegpt-shared slicegpt-paired prunenet weight-prune width-prune+self width-prune-global+self)
+[ ${#methods[@]} -gt 0 ] || methods=(width-prune width-prune-global depth-prune depth-prune-influence slicegpt slicegpt-shared prunenet weight-prune width-prune+self width-prune-global+self)
 read -r -a ratios <<< "${RATIOS:-0.1 0.2 0.3 0.5 0.7}"
 hubctl=${HUBCTL:-"$(cd "$(dirname "$0")/.." && swift build -c release --show-bin-path)/hubctl"}
 mkdir -p "$out"

@@ -8,7 +8,7 @@ import json, os, sys
 
 out = sys.argv[1]
 methods = sys.argv[2:] or ["width-prune", "width-prune-global", "depth-prune", "depth-prune-influence",
-                           "slicegpt", "slicegpt-shared", "slicegpt-paired", "prunenet", "weight-prune",
+                           "slicegpt", "slicegpt-shared", "prunenet", "weight-prune",
                            "width-prune+self", "width-prune-global+self"]
 ratios = ["0.1", "0.2", "0.3", "0.5", "0.7"]
 base = json.load(open(os.path.join(out, "base.json")))
