@@ -78,7 +78,7 @@ public enum CompressionMethods {
     /// Every method by name. The first of each family is its recommended form; the others are
     /// the cheaper or older forms kept as baselines.
     public static let all: [any CompressionMethod] = [
-        SliceGPTSlicing(rotation: .sequential), SliceGPTSlicing(rotation: .shared), SliceGPTSlicing(rotation: .paired),
+        SliceGPTSlicing(rotation: .sequential), SliceGPTSlicing(rotation: .shared),
         CalibratedWidthPruning(allocation: .sensitivity), CalibratedWidthPruning(allocation: .global),
         MeasuredDepthPruning(), BlockInfluencePruning(),
         PruneNet(), WeightOnlyWidthPruning(),

@@ -31,13 +31,6 @@ import Transformer
 /// the principal components of every block input's activations in the base model together;
 /// no shortcuts between blocks.
 ///
-/// `paired` (slicegpt-paired): fitted as it goes like `sequential`, but one basis per block,
-/// shared by what the block's MLP reads and what it writes (the next block's input), so only
-/// the attention crosses bases: k² shortcut parameters a block instead of 2k², and a wider
-/// stream at the same ratio (465 against 438 at r = 0.1). The basis is fitted to the stream
-/// both before the MLP and after it (the MLP run on the whole stream), so that it keeps the
-/// directions the MLP writes as well as those it reads.
-///
 /// Why sequential, and why two bases: bases taken from the unsliced model, one per block (the
 /// form this replaced), raised the loss by 91% at r = 0.1 (full suite) against shared slicing's
 /// 18%. Fitted sequentially but still one per block (the attention writing into the basis of
@@ -45,7 +38,7 @@ import Transformer
 /// outside the principal directions of what it read. Two sequential bases: +34% (smoke),
 /// though their shortcuts narrow the stream to 438 where the shared basis keeps 499.
 public struct SliceGPTSlicing: CompressionMethod {
-    public enum Rotation: String, Sendable { case sequential, shared, paired }
+    public enum Rotation: String, Sendable { case sequential, shared }
 
     public let rotation: Rotation
 
@@ -53,19 +46,11 @@ public struct SliceGPTSlicing: CompressionMethod {
         self.rotation = rotation
     }
 
-    public var name: String {
-        switch rotation {
-        case .sequential: "slicegpt"
-        case .shared: "slicegpt-shared"
-        case .paired: "slicegpt-paired"
-        }
-    }
+    public var name: String { rotation == .sequential ? "slicegpt" : "slicegpt-shared" }
     public var summary: String {
-        switch rotation {
-        case .sequential: "SliceGPT as published: each sublayer reads the stream in the principal components of the model sliced so far (shortcuts between bases), least-used directions deleted"
-        case .shared: "SliceGPT with one rotation for the whole residual stream (no shortcuts)"
-        case .paired: "SliceGPT fitted as it goes, one basis per block shared by its MLP's input and output (half the shortcuts of slicegpt)"
-        }
+        rotation == .sequential
+            ? "SliceGPT as published: each sublayer reads the stream in the principal components of the model sliced so far (shortcuts between bases), least-used directions deleted"
+            : "SliceGPT with one rotation for the whole residual stream (no shortcuts)"
     }
     public let needsCalibration = true
     /// The shared basis is fitted to the base model's statistics; the sequential bases are
@@ -91,15 +76,16 @@ public struct SliceGPTSlicing: CompressionMethod {
         let d = c.layers[0].inputWidth
         let target = c.parameterCount - parameters
         let layout = Self.Layout(c, rotation: rotation)
-        let width = layout.width(c, nearest: target)
+        // The sliced size is quadratic in k (the shortcuts): the width nearest the target.
+        let width = (1 ... d).min { abs(layout.parameterCount(c, width: $0) - target) < abs(layout.parameterCount(c, width: $1) - target) }!
         let kept: Double
         switch rotation {
         case .shared:
             guard let covariances = try context.statistics(for: name).residualCovariances else { throw CompressionError.calibrationMissing(method: name) }
             kept = try Self.slice(&c, to: width, covariances: covariances)
-        case .sequential, .paired:
+        case .sequential:
             let sequences = try context.probe(for: name).data.sequences
-            kept = try Self.sliceSequentially(&c, to: width, calibration: sequences, rotation: rotation) { block, blocks in
+            kept = try Self.sliceSequentially(&c, to: width, calibration: sequences) { block, blocks in
                 context.progress("slicing block \(block + 1) of \(blocks)")
             }
         }
@@ -136,10 +122,6 @@ public struct SliceGPTSlicing: CompressionMethod {
             keepsEnds = c.config.tieWordEmbeddings && c.tensors["lm_head.weight"] == nil
             func basis(_ index: Int) -> Int { rotation == .sequential ? index : 0 }
             var blocks = (0 ..< count).map { Block(input: basis(2 * $0), middle: basis(2 * $0 + 1), output: basis(2 * $0 + 2)) }
-            if rotation == .paired {
-                // Block l's MLP reads and writes basis l + 1, which block l + 1 reads.
-                blocks = (0 ..< count).map { Block(input: $0, middle: $0 + 1, output: $0 + 1) }
-            }
             if keepsEnds {
                 // The first block reads the whole stream and its attention writes the sliced one;
                 // the last block's MLP writes the whole stream back.
@@ -148,13 +130,7 @@ public struct SliceGPTSlicing: CompressionMethod {
             }
             self.blocks = blocks
             embedding = keepsEnds ? nil : basis(0)
-            head = keepsEnds ? nil : blocks[count - 1].output
-        }
-
-        /// The residual width whose sliced size is nearest `target` parameters (the size is
-        /// quadratic in the width where there are shortcuts).
-        func width(_ c: EditableCheckpoint, nearest target: Int) -> Int {
-            (1 ... c.layers[0].inputWidth).min { abs(parameterCount(c, width: $0) - target) < abs(parameterCount(c, width: $1) - target) }!
+            head = keepsEnds ? nil : basis(2 * count)
         }
 
         /// The sliced checkpoint's size at residual width `width`.
@@ -201,11 +177,10 @@ public struct SliceGPTSlicing: CompressionMethod {
     /// unchanged. `progress` hears each block as it starts.
     @discardableResult
     public static func sliceSequentially(_ c: inout EditableCheckpoint, to width: Int, calibration: [[Int]],
-                                         rotation kind: Rotation = .sequential,
                                          progress: (_ block: Int, _ blocks: Int) -> Void = { _, _ in }) throws -> Double {
         try requireStandard(c)
         let d = c.layers[0].inputWidth
-        precondition(width >= 1 && width <= d && kind != .shared)
+        precondition(width >= 1 && width <= d)
         let chunks = Stream.chunks(calibration, tokensPerChunk: 2048)
         guard !chunks.isEmpty else { throw CompressionError.calibrationTooShort(tokens: 0, needed: 1) }
         // The calibration stream, in chunks of whole sequences (attention needs them whole),
@@ -220,23 +195,18 @@ public struct SliceGPTSlicing: CompressionMethod {
             return rows
         }
         // Only now, with the calibration read, does the checkpoint change.
-        let layout = Layout(c, rotation: kind)
+        let layout = Layout(c, rotation: .sequential)
         try foldNorms(&c, layout: layout)
         var rotation = Rotator(dimension: d, width: width)
         var fractions: [Double] = []
 
         /// Fits `basis` to the stream (d wide, unrotated) and moves the stream into it.
-        /// With `also`, the basis is fitted to those rows as well (the MLP's output, for paired).
-        func fit(_ basis: Int, also more: [[Float]] = []) throws {
+        func fit(_ basis: Int) throws {
             var moments = [Double](repeating: 0, count: d * d)
-            for rows in stream + more { rows.withUnsafeBufferPointer { ActivationStatistics.accumulateNormalizedMoments($0.baseAddress!, rows: $0.count / d, width: d, into: &moments) } }
+            for rows in stream { rows.withUnsafeBufferPointer { ActivationStatistics.accumulateNormalizedMoments($0.baseAddress!, rows: $0.count / d, width: d, into: &moments) } }
             let (q, fraction) = try principalBasis(moments, dimension: d, keep: width)
             rotation.bases[basis] = q
             fractions.append(fraction)
-            move(into: basis)
-        }
-        func move(into basis: Int) {
-            let q = rotation.bases[basis]!
             stream = stream.map { Self.rightMultiply(.init(shape: [$0.count / d, d], values: $0), q, width).values }
         }
         if let basis = layout.embedding { try fit(basis) }
@@ -248,21 +218,10 @@ public struct SliceGPTSlicing: CompressionMethod {
             // residual carried back to d wide by the input basis itself.
             let attention = try rotation.attentionHalf(of: c, layer: layer, reading: block.input)
             stream = try zip(chunks, stream).map { try attention.forwardResidual($1, sequenceLengths: $0.lengths) }
-            if kind == .paired {
-                // One basis for what the MLP reads and what it writes: fitted to the stream
-                // before the MLP and after it (the MLP run on the whole stream), so that the
-                // directions the MLP adds are kept as well as those it reads.
-                let whole = try rotation.mlpHalf(of: c, layer: layer, reading: nil)
-                let after = try zip(chunks, stream).map { try whole.forwardResidual($1, sequenceLengths: $0.lengths) }
-                try fit(block.middle!, also: after)
-            } else {
-                try fit(block.middle!)
-            }
+            try fit(block.middle!)
             let mlp = try rotation.mlpHalf(of: c, layer: layer, reading: block.middle!)
             stream = try zip(chunks, stream).map { try mlp.forwardResidual($1, sequenceLengths: $0.lengths) }
-            if let output = block.output {
-                if output == block.middle { move(into: output) } else { try fit(output) }
-            }
+            if let output = block.output { try fit(output) }
         }
         try rotation.apply(to: &c, layout: layout)
         return fractions.reduce(0, +) / Double(max(fractions.count, 1))
@@ -392,19 +351,19 @@ public struct SliceGPTSlicing: CompressionMethod {
 
         /// Block `layer`'s MLP alone, reading the stream in basis `middle` and writing the
         /// whole unrotated residual (d wide), as a one-block runtime model.
-        func mlpHalf(of c: EditableCheckpoint, layer: Int, reading middle: Int?) throws -> LlamaModel {
+        func mlpHalf(of c: EditableCheckpoint, layer: Int, reading middle: Int) throws -> LlamaModel {
             let p = EditableCheckpoint.prefix(layer)
             var shape = c.layers[layer]
-            shape.inputWidth = widthOf(middle)
+            shape.inputWidth = width
             shape.attentionHeads = 0
             shape.keyValueHeads = 0
-            shape.attentionOutputWidth = widthOf(middle)
+            shape.attentionOutputWidth = width
             shape.attentionShortcut = false
             shape.outputWidth = d
-            shape.mlpShortcut = middle != nil
+            shape.mlpShortcut = true
             var tensors = ["model.layers.0.post_attention_layernorm.weight": norm(middle),
-                           "model.layers.0.mlp.down_proj.weight": try c.tensor(p + "mlp.down_proj.weight")]
-            if middle != nil { tensors["model.layers.0.mlp.shortcut.weight"] = shortcut(from: middle, to: nil) }
+                           "model.layers.0.mlp.down_proj.weight": try c.tensor(p + "mlp.down_proj.weight"),
+                           "model.layers.0.mlp.shortcut.weight": shortcut(from: middle, to: nil)]
             for name in ["mlp.gate_proj.weight", "mlp.up_proj.weight"] { tensors["model.layers.0." + name] = read(try c.tensor(p + name), middle) }
             return try oneBlockModel(c.config, shape: shape, tensors: tensors)
         }

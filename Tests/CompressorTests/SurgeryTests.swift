@@ -77,13 +77,13 @@ struct SlicingInvarianceTests {
         switch rotation {
         case .shared:
             try SliceGPTSlicing.slice(&model, to: width, covariances: #require(try statistics().residualCovariances))
-        case .sequential, .paired:
-            try SliceGPTSlicing.sliceSequentially(&model, to: width, calibration: CompressorTests.calibration().sequences, rotation: rotation)
+        case .sequential:
+            try SliceGPTSlicing.sliceSequentially(&model, to: width, calibration: CompressorTests.calibration().sequences)
         }
     }
 
     @Test("rotating the residual stream with no deletion gives the base model's logits within 1e-4 relative",
-          arguments: [SliceGPTSlicing.Rotation.sequential, .shared, .paired], [true, false])
+          arguments: [SliceGPTSlicing.Rotation.sequential, .shared], [true, false])
     func rotationWithoutDeletion(rotation: SliceGPTSlicing.Rotation, tied: Bool) throws {
         #expect(try Self.statistics().residualCovariances?.count == 31)
         var model = try SurgeryTests.base.get()
@@ -96,20 +96,21 @@ struct SlicingInvarianceTests {
         let kept = try Self.slice(&rotated, to: 576, rotation: rotation)
         #expect(abs(kept - 1) < 1e-9)
         let last = rotated.layers.count - 1
-        // Sequential slicing crosses from each block's input basis to its MLP's, and on to the
-        // next block's; paired slicing only into the MLP's, which the next block reads.
-        let attentionCrosses = rotation != .shared, mlpCrosses = rotation == .sequential
+        let sequential = rotation == .sequential
         if tied {
             // The tied head and embedding stay whole; the first block crosses into the rotated
             // stream through its attention shortcut and the last block back out through its MLP's.
+            // Sequential slicing also crosses from each block's input basis to its MLP's, and on
+            // to the next block's.
             #expect(rotated.tensors["lm_head.weight"] == nil && rotated.config.tieWordEmbeddings)
             #expect(rotated.tensors["model.embed_tokens.weight"]?.values == model.tensors["model.embed_tokens.weight"]?.values)
-            #expect(rotated.layers.indices.map { rotated.layers[$0].attentionShortcut } == rotated.layers.indices.map { attentionCrosses || $0 == 0 })
-            #expect(rotated.layers.indices.map { rotated.layers[$0].mlpShortcut } == rotated.layers.indices.map { mlpCrosses || $0 == last })
+            #expect(rotated.layers.indices.map { rotated.layers[$0].attentionShortcut } == rotated.layers.indices.map { sequential || $0 == 0 })
+            #expect(rotated.layers.indices.map { rotated.layers[$0].mlpShortcut } == rotated.layers.indices.map { sequential || $0 == last })
         } else {
             #expect(rotated.tensors["lm_head.weight"] != nil && !rotated.config.tieWordEmbeddings)
-            #expect(rotated.layers.map(\.attentionShortcut) == Array(repeating: attentionCrosses, count: rotated.layers.count))
-            #expect(rotated.layers.map(\.mlpShortcut) == Array(repeating: mlpCrosses, count: rotated.layers.count))
+            // Two bases per block: every sublayer carries the residual into the next basis.
+            #expect(rotated.layers.allSatisfy { $0.mlpShortcut && $0.attentionShortcut } == sequential)
+            #expect(rotated.layers.allSatisfy { !$0.mlpShortcut && !$0.attentionShortcut } == !sequential)
         }
 
         let scratch = try TemporaryDirectory()
@@ -121,7 +122,7 @@ struct SlicingInvarianceTests {
     }
 
     @Test("a tied model sliced to a ratio keeps its head tied, and the recipe's size is the written size",
-          arguments: [SliceGPTSlicing.Rotation.sequential, .shared, .paired])
+          arguments: [SliceGPTSlicing.Rotation.sequential, .shared])
     func tiedHeadKept(rotation: SliceGPTSlicing.Rotation) throws {
         let base = try SurgeryTests.base.get()
         let layout = SliceGPTSlicing.Layout(base, rotation: rotation)
@@ -133,18 +134,6 @@ struct SlicingInvarianceTests {
         #expect(sliced.config.tieWordEmbeddings && sliced.tensors["lm_head.weight"] == nil)
         #expect(sliced.layers.first?.inputWidth == 576 && sliced.layers.last?.outputWidth == 576)
         #expect(sliced.layers.dropFirst().allSatisfy { $0.inputWidth == 500 })
-    }
-
-    @Test("paired slicing crosses bases only at the attention: k² fewer shortcut parameters in all but the last block, so a wider stream at the same ratio")
-    func pairedIsWider() throws {
-        let base = try SurgeryTests.base.get()
-        let sequential = SliceGPTSlicing.Layout(base, rotation: .sequential), paired = SliceGPTSlicing.Layout(base, rotation: .paired)
-        for k in [100, 438, 576] {
-            #expect(sequential.parameterCount(base, width: k) - paired.parameterCount(base, width: k) == (base.layers.count - 1) * k * k)
-        }
-        let target = base.parameterCount - base.parameterCount / 10
-        let (narrow, wide) = (sequential.width(base, nearest: target), paired.width(base, nearest: target))
-        #expect(narrow == 438 && wide == 465)
     }
 
     @Test("sequential bases are fitted to what the slicing before them left: at width 500 they score their own calibration text better than one shared basis")
