@@ -20,11 +20,14 @@ lb = base["loss"]["cross_entropy"]
 print(f"suite {base['suite']}: base loss {lb:.3f}, mean accuracy {accuracy(base):.3f}\n")
 print("| variant | loss | D | CE: loss | recovered | acc | KD: loss | recovered | acc | CE s (tok/s) | KD s (tok/s) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
-for path in sorted(glob.glob(os.path.join(out, "*-ce-*.json"))):
+# One row per variant and budget, budgets in numeric order (as strings, 250000 < 50000).
+rows = []
+for path in glob.glob(os.path.join(out, "*-ce-*.json")):
     m = re.match(r"(.+)-ce-(\d+)\.json$", os.path.basename(path))
-    if not m or path.endswith(".finetune.json"):
-        continue
-    variant, d = m.group(1), m.group(2)
+    if m and not path.endswith(".finetune.json"):
+        rows.append((m.group(1), int(m.group(2))))
+for variant, budget in sorted(rows):
+    d = str(budget)
     compressed = load(variant)
     if compressed is None:
         continue
