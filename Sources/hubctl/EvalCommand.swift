@@ -56,6 +56,11 @@ struct Eval: ParsableCommand {
         let directory = bigbench.map { URL(fileURLWithPath: $0) } ?? ModelLocator.assetCache.appendingPathComponent("bigbench")
         let result = try Evaluation(suite: chosen, bigbench: directory).run(
             model: runtime, tokenizer: tokenizer, label: files.label, bytesOnDisk: bytes) { Output.progress("… \($0)") }
+        if let latency = result.latency, latency.measuredUnderLoad {
+            Output.progress(String(format: "warning: decode p95 %.1f ms is over %.0f× its p50 %.1f ms: other work was taking the cores; "
+                                   + "hubctl pull prefers a quiet record of this model, so measure again on idle cores (--suite latency --record)",
+                                   latency.decodePerToken.p95Milliseconds, LatencyProbe.Result.loadedSpread, latency.decodePerToken.p50Milliseconds))
+        }
         if self.record {
             let parts = model.split(separator: "@", maxSplits: 1).map(String.init)
             guard !FileManager.default.fileExists(atPath: model) else {

@@ -88,15 +88,16 @@ struct HubFamilyFixture {
          "code_version": "test", "wall_seconds": 1.0, "curve": [Any]()]
     }
 
+    /// `tail` is p95 / p50 of every latency: 1.2 on idle cores; over 2 reads as measured under load.
     func record(_ revision: Revision, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
-                speed: MachineSpeed? = nil, blas: String = HubFamilyFixture.localBLAS) throws {
+                speed: MachineSpeed? = nil, blas: String = HubFamilyFixture.localBLAS, tail: Double = 1.2) throws {
         let record = try Self.metrics(model: revision.repository.description, cpu: cpu, decode: decode, prefill: prefill, rss: rss, loss: loss,
-                                      accuracy: accuracy, speed: speed, blas: blas)
+                                      accuracy: accuracy, speed: speed, blas: blas, tail: tail)
         _ = try registry.recordMetrics(record, for: revision.repository, revision: revision.id)
     }
 
     static func metrics(model: String, cpu: String, decode: Double, prefill: [Int: Double], rss: Int, loss: Double, accuracy: Double,
-                        speed: MachineSpeed? = nil, blas: String = HubFamilyFixture.localBLAS) throws -> MetricsRecord {
+                        speed: MachineSpeed? = nil, blas: String = HubFamilyFixture.localBLAS, tail: Double = 1.2) throws -> MetricsRecord {
         var json: [String: Any] = [
             "schema_version": 1, "model": model, "suite": "full", "created_at": "2026-11-24T00:00:00Z",
             "code_version": "test",
@@ -106,8 +107,8 @@ struct HubFamilyFixture {
                      "perplexity": exp(loss)],
             "tasks": [["task": "a", "examples": 300, "acc": accuracy, "acc_stderr": 0.02, "acc_norm": accuracy, "acc_norm_stderr": 0.02, "chance": 0.25]],
             "latency": ["prefill": prefill.sorted { $0.key < $1.key }.map { tokens, ms in
-                            ["tokens": tokens, "latency": ["p50_ms": ms, "p95_ms": ms * 1.2], "tokens_per_second": Double(tokens) / ms * 1000] },
-                        "decode_per_token": ["p50_ms": decode, "p95_ms": decode * 1.2], "decode_tokens_per_second": 1000 / decode],
+                            ["tokens": tokens, "latency": ["p50_ms": ms, "p95_ms": ms * tail], "tokens_per_second": Double(tokens) / ms * 1000] },
+                        "decode_per_token": ["p50_ms": decode, "p95_ms": decode * tail], "decode_tokens_per_second": 1000 / decode],
             "peak_rss_bytes": rss, "seconds": 1,
         ]
         if let speed { json["machine_speed"] = ["sgemm_gflops": speed.sgemmGFLOPS, "memory_gbps": speed.memoryGBPS] }
@@ -242,6 +243,35 @@ struct PullAndLineageTests {
         let underPrescott = FamilyLaws.points(members, metric: "decode_ms", suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2,
                                               blas: prescott)
         #expect(underPrescott.map(\.value) == [60])
+    }
+
+    @Test("a latency measured under load (decode p95 over 2× p50) is set aside for a quiet one, even an older one; alone, it counts and says so")
+    func loadedLatency() throws {
+        let fixture = try HubFamilyFixture()
+        let budget = Budget(maxLatencyMilliseconds: 15)
+        // team/width measured again, newest, while something else took the cores: 34 ms p50, 115 ms p95.
+        try fixture.record(fixture.width, cpu: HubFamilyFixture.localCPU, decode: 34, prefill: [32: 60], rss: 420_000_000, loss: 3.5,
+                           accuracy: 0.45, tail: 3.4)
+        let members = try fixture.registry.family(of: RepositoryName("team/base"))
+        let width = try #require(Self.selector().select(members, budget: budget).candidates.first { $0.repository == "team/width" })
+        #expect(width.latencyMilliseconds?.value == 14 && width.kept)
+        #expect(width.latencyMilliseconds?.high == 14 * 1.2)  // the loaded tail is not the spread either
+        #expect(width.latencyMilliseconds?.basis.hasSuffix("1 record(s); 1 record(s) measured under load set aside") == true)
+        // The laws read the same quiet record.
+        let points = FamilyLaws.points(members, metric: "decode_ms", suite: "full", cpuModel: HubFamilyFixture.localCPU, blasThreads: 2,
+                                       blas: HubFamilyFixture.localBLAS)
+        #expect(points.map(\.value).sorted() == [14, 14, 20])
+
+        // Only a loaded record on this machine (team/depth was measured quietly, but elsewhere):
+        // it counts rather than nothing, and the reason says to measure again.
+        try fixture.record(fixture.depth, cpu: HubFamilyFixture.localCPU, decode: 30, prefill: [32: 60], rss: 300_000_000, loss: 4.0,
+                           accuracy: 0.4, tail: 5)
+        let again = try fixture.registry.family(of: RepositoryName("team/base"))
+        let depth = try #require(Self.selector().select(again, budget: budget).candidates.first { $0.repository == "team/depth" })
+        #expect(depth.latencyMilliseconds?.value == 30 && !depth.kept)
+        #expect(depth.latencyMilliseconds?.basis.contains("measured under load (decode p95 over 2× its p50): re-measure on idle cores") == true)
+        #expect(try HubFamilyFixture.metrics(model: "m", cpu: "c", decode: 30, prefill: [:], rss: 1, loss: 3, accuracy: 0.5, tail: 1.9)
+            .latency?.measuredUnderLoad == false)
     }
 
     @Test("when nothing fits, the nearest come first and interpolation suggests a ratio and the commands that build it")

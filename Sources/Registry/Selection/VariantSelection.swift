@@ -235,13 +235,25 @@ public struct VariantSelector: Sendable {
     private func latencyEstimate(_ records: [MetricsRecord], budget: Budget, local: () -> MachineSpeed) -> Estimate? {
         let measured = records.filter { $0.latency != nil }
         let here = measured.filter { $0.hardware.matches(cpuModel: cpuModel, blasThreads: blasThreads, blas: blas) }
-        if let newest = here.last?.latency {
-            let p50s = here.map { Self.latency($0.latency!, budget: budget, p95: false) }
-            let p95s = here.map { Self.latency($0.latency!, budget: budget, p95: true) }
+        // A record whose decode tail shows other work taking the cores says more about that
+        // moment than about the model: the newest quiet record decides, and a loaded one only
+        // where there is nothing else, saying so.
+        let quiet = here.filter { !$0.latency!.measuredUnderLoad }
+        let counted = quiet.isEmpty ? here : quiet
+        if let newest = counted.last?.latency {
+            let p50s = counted.map { Self.latency($0.latency!, budget: budget, p95: false) }
+            let p95s = counted.map { Self.latency($0.latency!, budget: budget, p95: true) }
+            let loaded = here.count - quiet.count
+            let note = loaded == 0 ? ""
+                : quiet.isEmpty ? String(format: "; measured under load (decode p95 over %.0f× its p50): re-measure on idle cores with hubctl eval --record",
+                                         LatencyProbe.Result.loadedSpread)
+                : "; \(loaded) record(s) measured under load set aside"
             return Estimate(value: Self.latency(newest, budget: budget, p95: false), low: p50s.min()!, high: p95s.max()!,
-                            basis: "p50 (p95 as the high end) measured on this machine, \(blasThreads) threads, \(here.count) record(s)")
+                            basis: "p50 (p95 as the high end) measured on this machine, \(blasThreads) threads, \(counted.count) record(s)\(note)")
         }
-        guard let elsewhere = measured.last(where: { $0.machineSpeed != nil }), let remote = elsewhere.machineSpeed else { return nil }
+        let scalable = measured.filter { $0.machineSpeed != nil }
+        guard let elsewhere = scalable.last(where: { !$0.latency!.measuredUnderLoad }) ?? scalable.last,
+              let remote = elsewhere.machineSpeed else { return nil }
         let mine = local()
         let prefillScale = remote.sgemmGFLOPS / mine.sgemmGFLOPS, decodeScale = remote.memoryGBPS / mine.memoryGBPS
         let result = elsewhere.latency!
