@@ -85,13 +85,13 @@ public enum FamilyLaws {
             default:
                 // Latency is the same probe in every suite: the newest measurement on this
                 // hardware counts (`hubctl eval --suite latency --record` re-measures a model
-                // without its hour of scoring), unless it was measured under load. The peak resident set depends on what the suite
-                // ran (the full suite scores 512-token windows), so memory comes from the suite's own record.
+                // without its hour of scoring), a quiet one before one measured under load.
+                // The peak resident set depends on what the suite ran (the full suite scores
+                // 512-token windows), so memory comes from the suite's own record.
                 let measuredHere = { (record: MetricsRecord) in
                     record.latency != nil && record.hardware.matches(cpuModel: cpuModel, blasThreads: blasThreads, blas: blas)
                 }
-                // A measurement disturbed by other work counts only where there is no quiet one.
-                let here = records.last { measuredHere($0) && !$0.latency!.measuredUnderLoad } ?? records.last(where: measuredHere)
+                let here = records.filter(measuredHere).quietLatencyFirst.last
                 switch metric {
                 case "decode_ms": value = here?.latency?.decodePerToken.p50Milliseconds
                 case "prefill_ms": value = here?.latency?.prefill.max { $0.tokens < $1.tokens }?.latency.p50Milliseconds

@@ -235,24 +235,19 @@ public struct VariantSelector: Sendable {
     private func latencyEstimate(_ records: [MetricsRecord], budget: Budget, local: () -> MachineSpeed) -> Estimate? {
         let measured = records.filter { $0.latency != nil }
         let here = measured.filter { $0.hardware.matches(cpuModel: cpuModel, blasThreads: blasThreads, blas: blas) }
-        // A record whose decode tail shows other work taking the cores says more about that
-        // moment than about the model: the newest quiet record decides, and a loaded one only
-        // where there is nothing else, saying so.
-        let quiet = here.filter { !$0.latency!.measuredUnderLoad }
-        let counted = quiet.isEmpty ? here : quiet
+        // The newest quiet record decides; a record measured under load, alone, says so.
+        let counted = here.quietLatencyFirst
         if let newest = counted.last?.latency {
             let p50s = counted.map { Self.latency($0.latency!, budget: budget, p95: false) }
             let p95s = counted.map { Self.latency($0.latency!, budget: budget, p95: true) }
-            let loaded = here.count - quiet.count
-            let note = loaded == 0 ? ""
-                : quiet.isEmpty ? String(format: "; measured under load (decode p95 over %.0f× its p50): re-measure on idle cores with hubctl eval --record",
-                                         LatencyProbe.Result.loadedSpread)
-                : "; \(loaded) record(s) measured under load set aside"
+            let loaded = here.count - counted.count
+            let note = newest.measuredUnderLoad ? String(format: "; measured under load (decode p95 over %.0f× its p50): re-measure on idle cores with hubctl eval --record",
+                                                         LatencyProbe.Result.loadedSpread)
+                : loaded == 0 ? "" : "; \(loaded) record(s) measured under load set aside"
             return Estimate(value: Self.latency(newest, budget: budget, p95: false), low: p50s.min()!, high: p95s.max()!,
                             basis: "p50 (p95 as the high end) measured on this machine, \(blasThreads) threads, \(counted.count) record(s)\(note)")
         }
-        let scalable = measured.filter { $0.machineSpeed != nil }
-        guard let elsewhere = scalable.last(where: { !$0.latency!.measuredUnderLoad }) ?? scalable.last,
+        guard let elsewhere = measured.filter({ $0.machineSpeed != nil }).quietLatencyFirst.last,
               let remote = elsewhere.machineSpeed else { return nil }
         let mine = local()
         let prefillScale = remote.sgemmGFLOPS / mine.sgemmGFLOPS, decodeScale = remote.memoryGBPS / mine.memoryGBPS
@@ -388,5 +383,15 @@ enum Interpolation {
         let (x0, y0) = sorted[index - 1], (x1, y1) = sorted[index]
         guard x1 > x0 else { return y1 }
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    }
+}
+
+extension Array where Element == MetricsRecord {
+    /// Of records with a latency, those measured on quiet cores, or all of them where none
+    /// was: a record whose decode tail shows other work taking the cores counts only where
+    /// there is nothing else. Order is kept, so `last` is the newest that counts.
+    var quietLatencyFirst: [MetricsRecord] {
+        let quiet = filter { !$0.latency!.measuredUnderLoad }
+        return quiet.isEmpty ? self : quiet
     }
 }
