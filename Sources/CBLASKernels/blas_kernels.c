@@ -12,6 +12,7 @@
 // and gotoblas_dynamic_init, which OpenBLAS exports for exactly this). The variable stays set,
 // so child processes (build stages) load the same kernels directly. A user's own
 // OPENBLAS_CORETYPE is never touched.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "CBLASKernels.h"
@@ -48,4 +49,29 @@ __attribute__((constructor)) static void hub_choose_blas_kernels(void) {
     gotoblas_dynamic_quit();
     gotoblas_dynamic_init();
     chosen = kernels;
+}
+
+// After each call OpenBLAS keeps its worker threads spinning (sched_yield in a loop) for
+// 2^28 cycles by default, about a tenth of a second, so that the next call finds them awake.
+// Work that runs between BLAS calls on other threads (a training step's SwiGLU, softmax and
+// optimizer on Parallel.rows) then shares its cores with spinning workers. The library reads
+// the timeout from OPENBLAS_THREAD_TIMEOUT when it starts its workers, so changing it means
+// reading the environment again and stopping the workers (the same stop OpenBLAS makes
+// before a fork); the next call starts them anew with the new timeout.
+extern void openblas_read_env(void);
+extern int blas_thread_shutdown_(void);
+
+void hub_blas_set_spin_exponent(int exponent) {
+    const char *current = getenv("OPENBLAS_THREAD_TIMEOUT");
+    if (exponent <= 0) {
+        if (!current) return;
+        unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    } else {
+        char value[16];
+        snprintf(value, sizeof value, "%d", exponent);
+        if (current && strcmp(current, value) == 0) return;
+        setenv("OPENBLAS_THREAD_TIMEOUT", value, 1);
+    }
+    openblas_read_env();
+    blas_thread_shutdown_();
 }

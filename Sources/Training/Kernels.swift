@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import Transformer
 
 /// The dense pieces of the forward and backward pass, over row-major buffers. Every matrix is
 /// stored as PyTorch stores a linear layer's weight, W [out, in], so y = x·Wᵀ.
@@ -20,33 +21,83 @@ enum TrainingKernels {
                     dy, Int32(outputs), x, Int32(inputs), 1, dw, Int32(inputs))
     }
 
-    /// y = x / rms(x) · g per row; returns 1/rms per row (what the backward needs).
+    /// y = x / rms(x) · g per row; returns 1/rms per row (what the backward needs). Rows are
+    /// independent, so they run on every BLAS thread.
     static func rmsNorm(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                         rows: Int, width: Int, epsilon: Float) -> [Float] {
-        (0 ..< rows).map { r in
-            var sum: Float = 0
-            for c in 0 ..< width { sum += x[r * width + c] * x[r * width + c] }
-            let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
-            for c in 0 ..< width { y[r * width + c] = x[r * width + c] * inverse * g[c] }
-            return inverse
+        var inverses = [Float](repeating: 0, count: rows)
+        inverses.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let (out, x, g, y) = (buffer.baseAddress!, x, g, y)
+            Parallel.rows(rows, cost: rows * width) { r in
+                var sum: Float = 0
+                for c in 0 ..< width { sum += x[r * width + c] * x[r * width + c] }
+                let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
+                for c in 0 ..< width { y[r * width + c] = x[r * width + c] * inverse * g[c] }
+                out[r] = inverse
+            }
         }
+        return inverses
     }
+
+    /// Rows a partial sum of the RMSNorm scale's gradient covers. The partials are fixed by
+    /// the rows, not by the threads, and summed in order, so the result is the same bits at
+    /// any thread count (a resumed run must repeat an uninterrupted one exactly).
+    static let reductionRows = 32
 
     /// With x̂ = x/rms: dg += Σ_rows dy·x̂; dx += (dx̂ − x̂·mean(dx̂·x̂)) / rms, where dx̂ = dy·g.
     static func rmsNormBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, inverse: [Float],
                                 dx: UnsafeMutablePointer<Float>, dg: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-        for r in 0 ..< rows {
-            let s = inverse[r]
-            var dot: Float = 0
-            for c in 0 ..< width {
-                let xhat = x[r * width + c] * s
-                dg[c] += dy[r * width + c] * xhat
-                dot += dy[r * width + c] * g[c] * xhat
+        let chunks = (rows + reductionRows - 1) / reductionRows
+        var partials = [Float](repeating: 0, count: chunks * width)
+        partials.withUnsafeMutableBufferPointer { buffer in inverse.withUnsafeBufferPointer { inverse in
+            nonisolated(unsafe) let (partials, inverse, dy, x, g, dx) = (buffer.baseAddress!, inverse.baseAddress!, dy, x, g, dx)
+            Parallel.rows(chunks, cost: rows * width) { chunk in
+                let partial = partials + chunk * width
+                for r in chunk * reductionRows ..< min(rows, (chunk + 1) * reductionRows) {
+                    let s = inverse[r]
+                    var dot: Float = 0
+                    for c in 0 ..< width {
+                        let xhat = x[r * width + c] * s
+                        partial[c] += dy[r * width + c] * xhat
+                        dot += dy[r * width + c] * g[c] * xhat
+                    }
+                    let mean = dot / Float(width)
+                    for c in 0 ..< width {
+                        let xhat = x[r * width + c] * s
+                        dx[r * width + c] += (dy[r * width + c] * g[c] - xhat * mean) * s
+                    }
+                }
             }
-            let mean = dot / Float(width)
-            for c in 0 ..< width {
-                let xhat = x[r * width + c] * s
-                dx[r * width + c] += (dy[r * width + c] * g[c] - xhat * mean) * s
+        } }
+        for chunk in 0 ..< chunks {
+            for c in 0 ..< width { dg[c] += partials[chunk * width + c] }
+        }
+    }
+
+    /// Elements a parallel elementwise loop hands a thread at a time.
+    static let elementChunk = 1 << 14
+
+    /// hidden = silu(gate) ⊙ up, elementwise.
+    static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, count: Int) {
+        nonisolated(unsafe) let (gate, up, hidden) = (gate, up, hidden)
+        Parallel.rows((count + elementChunk - 1) / elementChunk, cost: count) { part in
+            for i in part * elementChunk ..< min(count, (part + 1) * elementChunk) {
+                let g = gate[i]
+                hidden[i] = g * sigmoid(g) * up[i]
+            }
+        }
+    }
+
+    /// The backward of `swiglu`: dUp = dHidden · silu(gate), dGate = dHidden · up · silu′(gate),
+    /// with silu′(g) = σ(g)·(1 + g·(1 − σ(g))).
+    static func swigluBackward(dHidden: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                               dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
+        nonisolated(unsafe) let (dHidden, gate, up, dGate, dUp) = (dHidden, gate, up, dGate, dUp)
+        Parallel.rows((count + elementChunk - 1) / elementChunk, cost: count) { part in
+            for i in part * elementChunk ..< min(count, (part + 1) * elementChunk) {
+                let g = gate[i], s = sigmoid(g)
+                dUp[i] = dHidden[i] * g * s
+                dGate[i] = dHidden[i] * up[i] * s * (1 + g * (1 - s))
             }
         }
     }

@@ -355,8 +355,8 @@ public final class LanguageModelPass {
             TrainingKernels.linear(tape.normed1, p(prefix + "self_attn.q_proj.weight"), &tape.q, rows: rows, inputs: din, outputs: qWidth)
             TrainingKernels.linear(tape.normed1, p(prefix + "self_attn.k_proj.weight"), &tape.k, rows: rows, inputs: din, outputs: kvWidth)
             TrainingKernels.linear(tape.normed1, p(prefix + "self_attn.v_proj.weight"), &tape.v, rows: rows, inputs: din, outputs: kvWidth)
-            rotate(&tape.q, heads: shape.attentionHeads, headDim: hd, sequences: sequences, starts: starts, transposed: false)
-            rotate(&tape.k, heads: shape.keyValueHeads, headDim: hd, sequences: sequences, starts: starts, transposed: false)
+            rotate(&tape.q, heads: shape.attentionHeads, headDim: hd, sequences: sequences, transposed: false)
+            rotate(&tape.k, heads: shape.keyValueHeads, headDim: hd, sequences: sequences, transposed: false)
             (tape.heads, tape.probabilities) = attention(shape, q: tape.q, k: tape.k, v: tape.v, sequences: sequences, starts: starts, rows: rows)
             TrainingKernels.linear(tape.heads, p(prefix + "self_attn.o_proj.weight"), &middle, rows: rows, inputs: qWidth, outputs: dattn,
                                    accumulate: true)
@@ -378,7 +378,8 @@ public final class LanguageModelPass {
             tape.up = [Float](repeating: 0, count: rows * inner)
             TrainingKernels.linear(tape.normed2, p(prefix + "mlp.gate_proj.weight"), &tape.gate, rows: rows, inputs: dattn, outputs: inner)
             TrainingKernels.linear(tape.normed2, p(prefix + "mlp.up_proj.weight"), &tape.up, rows: rows, inputs: dattn, outputs: inner)
-            tape.hidden = zip(tape.gate, tape.up).map { g, u in g * TrainingKernels.sigmoid(g) * u }
+            tape.hidden = [Float](repeating: 0, count: rows * inner)
+            TrainingKernels.swiglu(gate: tape.gate, up: tape.up, hidden: &tape.hidden, count: rows * inner)
             TrainingKernels.linear(tape.hidden, p(prefix + "mlp.down_proj.weight"), &out, rows: rows, inputs: inner, outputs: dout, accumulate: true)
         }
         return out
@@ -402,11 +403,7 @@ public final class LanguageModelPass {
             TrainingKernels.linearBackward(dOut, tape.hidden, p(prefix + "mlp.down_proj.weight"), dx: &dHidden,
                                            dw: &gradients[prefix + "mlp.down_proj.weight"]!, rows: rows, inputs: inner, outputs: dout)
             var dGate = [Float](repeating: 0, count: rows * inner), dUp = [Float](repeating: 0, count: rows * inner)
-            for i in 0 ..< rows * inner {
-                let g = tape.gate[i], s = TrainingKernels.sigmoid(g)
-                dUp[i] = dHidden[i] * g * s
-                dGate[i] = dHidden[i] * tape.up[i] * s * (1 + g * (1 - s))
-            }
+            TrainingKernels.swigluBackward(dHidden: dHidden, gate: tape.gate, up: tape.up, dGate: &dGate, dUp: &dUp, count: rows * inner)
             var dNormed = [Float](repeating: 0, count: rows * dattn)
             TrainingKernels.linearBackward(dGate, tape.normed2, p(prefix + "mlp.gate_proj.weight"), dx: &dNormed,
                                            dw: &gradients[prefix + "mlp.gate_proj.weight"]!, rows: rows, inputs: dattn, outputs: inner)
@@ -429,8 +426,8 @@ public final class LanguageModelPass {
             TrainingKernels.linearBackward(dMiddle, tape.heads, p(prefix + "self_attn.o_proj.weight"), dx: &dHeads,
                                            dw: &gradients[prefix + "self_attn.o_proj.weight"]!, rows: rows, inputs: qWidth, outputs: dattn)
             var (dq, dk, dv) = attentionBackward(shape, dHeads: dHeads, tape: tape, sequences: sequences, starts: starts, rows: rows)
-            rotate(&dq, heads: shape.attentionHeads, headDim: hd, sequences: sequences, starts: starts, transposed: true)
-            rotate(&dk, heads: shape.keyValueHeads, headDim: hd, sequences: sequences, starts: starts, transposed: true)
+            rotate(&dq, heads: shape.attentionHeads, headDim: hd, sequences: sequences, transposed: true)
+            rotate(&dk, heads: shape.keyValueHeads, headDim: hd, sequences: sequences, transposed: true)
             var dNormed = [Float](repeating: 0, count: rows * din)
             for (name, d, width) in [("q_proj", dq, qWidth), ("k_proj", dk, kvWidth), ("v_proj", dv, kvWidth)] {
                 TrainingKernels.linearBackward(d, tape.normed1, p(prefix + "self_attn.\(name).weight"), dx: &dNormed,
@@ -445,13 +442,13 @@ public final class LanguageModelPass {
     // MARK: Attention
 
     /// Rotary positions of every row (each sequence from position 0), or their inverse.
-    private func rotate(_ values: inout [Float], heads: Int, headDim: Int, sequences: [[Int]], starts: [Int], transposed: Bool) {
+    private func rotate(_ values: inout [Float], heads: Int, headDim: Int, sequences: [[Int]], transposed: Bool) {
         let rope = rotary[headDim]!, width = heads * headDim
+        let positions = sequences.flatMap { $0.indices }
         values.withUnsafeMutableBufferPointer { buffer in
-            for (s, sequence) in sequences.enumerated() {
-                for i in 0 ..< sequence.count {
-                    rope.apply(buffer.baseAddress! + (starts[s] + i) * width, heads: heads, position: i, transposed: transposed)
-                }
+            nonisolated(unsafe) let base = buffer.baseAddress!
+            Parallel.rows(positions.count, cost: positions.count * width) { row in
+                rope.apply(base + row * width, heads: heads, position: positions[row], transposed: transposed)
             }
         }
     }
@@ -470,23 +467,28 @@ public final class LanguageModelPass {
             var base = 0
             for (s, sequence) in sequences.enumerated() {
                 let t = sequence.count, start = starts[s]
+                // Every head's scores, then every row's causal softmax on all threads (the
+                // rows are independent), then every head's output: one BLAS call at a time,
+                // and no core idle through the softmax.
+                nonisolated(unsafe) let block = pb.baseAddress! + base
                 for h in 0 ..< heads {
-                    let g = h / group
-                    let pr = pb.baseAddress! + base + h * t * t
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), scale,
                                 qb.baseAddress! + start * qWidth + h * hd, Int32(qWidth),
-                                kb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth), 0, pr, Int32(t))
-                    for i in 0 ..< t {
-                        let row = pr + i * t
-                        var top = -Float.infinity
-                        for j in 0 ... i { top = max(top, row[j]) }
-                        var sum: Float = 0
-                        for j in 0 ... i { row[j] = expf(row[j] - top); sum += row[j] }
-                        for j in 0 ... i { row[j] /= sum }
-                        for j in (i + 1) ..< t { row[j] = 0 }
-                    }
+                                kb.baseAddress! + start * kvWidth + (h / group) * hd, Int32(kvWidth), 0, block + h * t * t, Int32(t))
+                }
+                Parallel.rows(heads * t, cost: heads * t * t) { index in
+                    // Row i of head index / t lies at index · t: the heads' T × T blocks are back to back.
+                    let i = index % t, row = block + index * t
+                    var top = -Float.infinity
+                    for j in 0 ... i { top = max(top, row[j]) }
+                    var sum: Float = 0
+                    for j in 0 ... i { row[j] = expf(row[j] - top); sum += row[j] }
+                    for j in 0 ... i { row[j] /= sum }
+                    for j in (i + 1) ..< t { row[j] = 0 }
+                }
+                for h in 0 ..< heads {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1,
-                                pr, Int32(t), vb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth),
+                                block + h * t * t, Int32(t), vb.baseAddress! + start * kvWidth + (h / group) * hd, Int32(kvWidth),
                                 0, ob.baseAddress! + start * qWidth + h * hd, Int32(qWidth))
                 }
                 base += t * t * heads
@@ -510,25 +512,34 @@ public final class LanguageModelPass {
             var base = 0
             for (s, sequence) in sequences.enumerated() {
                 let t = sequence.count, start = starts[s]
-                var dScores = [Float](repeating: 0, count: t * t)
-                for h in 0 ..< heads {
-                    let g = h / group
-                    let pr = pb.baseAddress! + base + h * t * t
-                    let dO = ob.baseAddress! + start * qWidth + h * hd, qh = qb.baseAddress! + start * qWidth + h * hd
-                    let kg = kb.baseAddress! + start * kvWidth + g * hd, vg = vb.baseAddress! + start * kvWidth + g * hd
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1, pr, Int32(t), dO, Int32(qWidth),
-                                1, dvb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth))
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), 1, dO, Int32(qWidth), vg, Int32(kvWidth),
-                                0, &dScores, Int32(t))
-                    for i in 0 ..< t {
-                        var dot: Float = 0
-                        for j in 0 ... i { dot += dScores[i * t + j] * pr[i * t + j] }
-                        for j in 0 ..< t { dScores[i * t + j] = j <= i ? pr[i * t + j] * (dScores[i * t + j] - dot) : 0 }
+                // As in the forward pass: the BLAS calls of every head, the softmax's backward on
+                // all threads, then the rest of the BLAS calls. Each head's dv and dk still
+                // accumulate in head order, so the sums are those of a head-by-head loop.
+                var dScores = [Float](repeating: 0, count: heads * t * t)
+                dScores.withUnsafeMutableBufferPointer { db in
+                    nonisolated(unsafe) let (block, dBlock) = (pb.baseAddress! + base, db.baseAddress!)
+                    for h in 0 ..< heads {
+                        let g = h / group
+                        let dO = ob.baseAddress! + start * qWidth + h * hd, vg = vb.baseAddress! + start * kvWidth + g * hd
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1, block + h * t * t, Int32(t),
+                                    dO, Int32(qWidth), 1, dvb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth))
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), 1, dO, Int32(qWidth), vg, Int32(kvWidth),
+                                    0, dBlock + h * t * t, Int32(t))
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), scale, dScores, Int32(t), kg, Int32(kvWidth),
-                                1, dqb.baseAddress! + start * qWidth + h * hd, Int32(qWidth))
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), scale, dScores, Int32(t), qh, Int32(qWidth),
-                                1, dkb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth))
+                    Parallel.rows(heads * t, cost: heads * t * t) { index in
+                        let i = index % t, pr = block + index * t, dRow = dBlock + index * t
+                        var dot: Float = 0
+                        for j in 0 ... i { dot += dRow[j] * pr[j] }
+                        for j in 0 ..< t { dRow[j] = j <= i ? pr[j] * (dRow[j] - dot) : 0 }
+                    }
+                    for h in 0 ..< heads {
+                        let g = h / group
+                        let qh = qb.baseAddress! + start * qWidth + h * hd, kg = kb.baseAddress! + start * kvWidth + g * hd
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), scale, dBlock + h * t * t, Int32(t),
+                                    kg, Int32(kvWidth), 1, dqb.baseAddress! + start * qWidth + h * hd, Int32(qWidth))
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), scale, dBlock + h * t * t, Int32(t),
+                                    qh, Int32(qWidth), 1, dkb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth))
+                    }
                 }
                 base += t * t * heads
             }

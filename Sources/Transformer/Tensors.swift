@@ -1,6 +1,7 @@
 import CBLASKernels
 import COpenBLAS
 import Checkpoint
+import Foundation
 
 /// A row-major matrix view ([rows, columns], PyTorch's [out, in] for weights): fp32 values,
 /// or GGML Q8_0/Q4_0 blocks that `Kernels.linear` multiplies with as they are. The memory
@@ -106,5 +107,18 @@ public enum BLASThreads {
     public static var count: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// Runs `body` with OpenBLAS's idle workers spinning at most 2^exponent CPU cycles after
+    /// a call before they sleep (the library's default is 2^28, about 0.1 s), unless the user
+    /// set OPENBLAS_THREAD_TIMEOUT. Spinning saves a wake-up between calls that follow each
+    /// other closely (decode); it takes the cores from work that runs between calls on other
+    /// threads (`Parallel.rows`). Only for a caller with no other thread in a BLAS call: the
+    /// workers are stopped, and start again at the next call, on entry and on exit.
+    public static func withSpinExponent<T>(_ exponent: Int, _ body: () throws -> T) rethrows -> T {
+        guard getenv("OPENBLAS_THREAD_TIMEOUT") == nil else { return try body() }
+        hub_blas_set_spin_exponent(Int32(max(4, min(30, exponent))))
+        defer { hub_blas_set_spin_exponent(0) }
+        return try body()
     }
 }

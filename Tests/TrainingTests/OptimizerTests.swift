@@ -39,14 +39,40 @@ struct OptimizerTests {
         #expect(abs(s.rate(at: 4 + 15 / 2) - 1e-3 * (0.1 + 0.9 * 0.5 * (1 + cos(Double.pi * 7 / 15)))) < 1e-12)
     }
 
-    @Test("clipping scales the global norm down to the maximum and leaves small gradients alone")
+    @Test("clipping measures the global norm over every tensor and gives the factor down to the maximum")
     func clipping() {
-        var g: [String: [Float]] = ["a": [3, 0], "b": [4]]
-        #expect(GradientClipping.clip(&g, maximum: 1) == 5)
-        #expect(abs(g["a"]![0] - 0.6) < 1e-6 && abs(g["b"]![0] - 0.8) < 1e-6)
-        var small: [String: [Float]] = ["a": [0.3]]
-        GradientClipping.clip(&small, maximum: 1)
-        #expect(small["a"] == [0.3])
+        #expect(GradientClipping.norm(["a": [3, 0], "b": [4]]) == 5)
+        #expect(GradientClipping.scale(norm: 5, maximum: 1) == 0.2)
+        #expect(GradientClipping.scale(norm: 0.3, maximum: 1) == nil)
+        // A tensor of several chunks (summed on every thread): the norm of a double-precision sum.
+        let long = (0 ..< 200_003).map { Float(sin(Double($0))) }
+        let reference = long.reduce(0.0) { $0 + Double($1) * Double($1) } + 25
+        #expect(abs(GradientClipping.norm(["long": long, "b": [3, 4]]) - reference.squareRoot()) < 1e-9 * reference.squareRoot())
+    }
+
+    @Test("AdamW's eight-lane update gives the scalar formula's bits, with clipping's factor applied inside")
+    func adamWLanes() throws {
+        // Long enough for several chunks and a tail that is not a multiple of eight.
+        let count = 150_005
+        let weights = (0 ..< count).map { Float(cos(Double($0) * 0.37)) }
+        let gradients = (0 ..< count).map { Float(sin(Double($0) * 1.3)) * 3 }
+        let (scale, rate, decay): (Float, Float, Float) = (0.25, 1e-3, 0.01)
+        var values = ["w": weights]
+        var optimizer = AdamW(weightDecay: decay)
+        for _ in 0 ..< 2 { optimizer.update(&values, gradients: ["w": gradients], learningRate: rate, gradientScale: scale) }
+        // The scalar formula, written out with the clipped gradient.
+        var w = weights, m = [Float](repeating: 0, count: count), v = m
+        for step in 1 ... 2 {
+            let c1 = 1 - pow(Float(0.9), Float(step)), c2 = 1 - pow(Float(0.999), Float(step))
+            for i in 0 ..< count {
+                let g = gradients[i] * scale
+                m[i] = 0.9 * m[i] + (1 - 0.9) * g
+                v[i] = 0.999 * v[i] + (1 - 0.999) * g * g
+                w[i] -= rate * ((m[i] / c1) / ((v[i] / c2).squareRoot() + 1e-8) + decay * w[i])
+            }
+        }
+        #expect(values["w"]! == w)
+        #expect(optimizer.first["w"]! == m && optimizer.second["w"]! == v)
     }
 
     @Test("fine-tuning a tiny model on a repeating text drives its loss down")

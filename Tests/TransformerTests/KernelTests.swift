@@ -22,6 +22,29 @@ struct KernelTests {
         for (a, b) in zip(gate, expected) { #expect(abs(a - b) < 1e-6) }
     }
 
+    @Test("a shorter spin for OpenBLAS's workers holds inside the call, BLAS still computes, and it is undone after")
+    func spinExponent() {
+        #expect(getenv("OPENBLAS_THREAD_TIMEOUT") == nil)
+        func product() -> [Float] {
+            // 64 × 64 times the identity: large enough for OpenBLAS to use its workers.
+            let a = (0 ..< 64 * 64).map { Float($0 % 17) }
+            var identity = [Float](repeating: 0, count: 64 * 64)
+            for i in 0 ..< 64 { identity[i * 64 + i] = 1 }
+            var c = [Float](repeating: -1, count: 64 * 64)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 64, 1, a, 64, identity, 64, 0, &c, 64)
+            return c == a ? c : []
+        }
+        let inside = BLASThreads.withSpinExponent(16) { (String(cString: getenv("OPENBLAS_THREAD_TIMEOUT")), product()) }
+        #expect(inside.0 == "16")
+        #expect(!inside.1.isEmpty, "sgemm after the workers were restarted")
+        #expect(getenv("OPENBLAS_THREAD_TIMEOUT") == nil)
+        #expect(!product().isEmpty)
+        // A user's own setting is left alone.
+        setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1)
+        defer { unsetenv("OPENBLAS_THREAD_TIMEOUT") }
+        #expect(BLASThreads.withSpinExponent(16) { String(cString: getenv("OPENBLAS_THREAD_TIMEOUT")) } == "20")
+    }
+
     @Test("softmax sums to one and log-sum-exp survives huge logits")
     func softmax() {
         var row: [Float] = [1000, 999, 998, -1e9]
