@@ -80,8 +80,8 @@ enum TrainingKernels {
     /// hidden = silu(gate) ⊙ up, elementwise.
     static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, count: Int) {
         nonisolated(unsafe) let (gate, up, hidden) = (gate, up, hidden)
-        Parallel.rows((count + elementChunk - 1) / elementChunk, cost: count) { part in
-            for i in part * elementChunk ..< min(count, (part + 1) * elementChunk) {
+        Parallel.chunks(count, size: elementChunk) { range in
+            for i in range {
                 let g = gate[i]
                 hidden[i] = g * sigmoid(g) * up[i]
             }
@@ -93,8 +93,8 @@ enum TrainingKernels {
     static func swigluBackward(dHidden: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                                dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
         nonisolated(unsafe) let (dHidden, gate, up, dGate, dUp) = (dHidden, gate, up, dGate, dUp)
-        Parallel.rows((count + elementChunk - 1) / elementChunk, cost: count) { part in
-            for i in part * elementChunk ..< min(count, (part + 1) * elementChunk) {
+        Parallel.chunks(count, size: elementChunk) { range in
+            for i in range {
                 let g = gate[i], s = sigmoid(g)
                 dUp[i] = dHidden[i] * g * s
                 dGate[i] = dHidden[i] * up[i] * s * (1 + g * (1 - s))

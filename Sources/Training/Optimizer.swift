@@ -45,22 +45,22 @@ public struct AdamW: Sendable {
                         g.withUnsafeBufferPointer { g in
                             // Elementwise, so chunks may run on any thread in any order.
                             nonisolated(unsafe) let (w, m, v, g) = (w, m, v, g)
-                            Parallel.rows((g.count + chunk - 1) / chunk, cost: g.count) { part in
-                                let end = min(g.count, (part + 1) * chunk)
-                                var i = part * chunk
+                            Parallel.chunks(g.count, size: chunk) { range in
+                                let end = range.upperBound
+                                var i = range.lowerBound
                                 // Eight lanes at a time: the same operations in the same order
                                 // as the scalar loop below (vector division and square root
                                 // round as the scalar ones do), so the bits do not depend on
                                 // where a chunk ends; the scalar form ran at a third the speed.
                                 while i + 8 <= end {
-                                    let gi = Self.load(g.baseAddress! + i) * gradientScale
-                                    let mi = b1 * Self.load(m.baseAddress! + i) + (1 - b1) * gi
-                                    let vi = b2 * Self.load(v.baseAddress! + i) + (1 - b2) * gi * gi
+                                    let gi = Kernels.load(g.baseAddress! + i) * gradientScale
+                                    let mi = b1 * Kernels.load(m.baseAddress! + i) + (1 - b1) * gi
+                                    let vi = b2 * Kernels.load(v.baseAddress! + i) + (1 - b2) * gi * gi
                                     let update = (mi / correction1) / ((vi / correction2).squareRoot() + eps)
-                                    let wi = Self.load(w.baseAddress! + i)
-                                    Self.store(mi, m.baseAddress! + i)
-                                    Self.store(vi, v.baseAddress! + i)
-                                    Self.store(wi - learningRate * (update + decay * wi), w.baseAddress! + i)
+                                    let wi = Kernels.load(w.baseAddress! + i)
+                                    Kernels.store(mi, m.baseAddress! + i)
+                                    Kernels.store(vi, v.baseAddress! + i)
+                                    Kernels.store(wi - learningRate * (update + decay * wi), w.baseAddress! + i)
                                     i += 8
                                 }
                                 while i < end {
@@ -77,14 +77,6 @@ public struct AdamW: Sendable {
                 }
             }
         }
-    }
-
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    @inline(__always) static func store(_ value: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
     }
 }
 
@@ -134,10 +126,10 @@ public enum GradientClipping {
         var partials = [Double](repeating: 0, count: parts)
         partials.withUnsafeMutableBufferPointer { partials in values.withUnsafeBufferPointer { values in
             nonisolated(unsafe) let (partials, values) = (partials.baseAddress!, values)
-            Parallel.rows(parts, cost: values.count) { part in
+            Parallel.chunks(values.count, size: chunk) { range in
                 var sum = 0.0
-                for i in part * chunk ..< min(values.count, (part + 1) * chunk) { sum += Double(values[i]) * Double(values[i]) }
-                partials[part] = sum
+                for i in range { sum += Double(values[i]) * Double(values[i]) }
+                partials[range.lowerBound / chunk] = sum
             }
         } }
         return partials.reduce(0, +)

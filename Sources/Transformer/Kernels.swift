@@ -3,7 +3,8 @@ import Foundation
 
 /// The numerical building blocks. Matrix products go to BLAS; the rest are plain loops over
 /// raw pointers (they touch each activation once, so memory, not arithmetic, bounds them).
-enum Kernels {
+/// The eight-lane `load` and `store` are public for the training module's loops.
+public enum Kernels {
     /// Y[T, out] = X[T, in] · Wᵀ (W is [out, in]), with X and Y rows `ldx` / `ldy` apart.
     /// Batch size one goes through GEMV: decoding streams each weight exactly once.
     static func linear(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ w: Matrix, _ y: UnsafeMutablePointer<Float>, ldy: Int,
@@ -69,11 +70,11 @@ enum Kernels {
 
     @inline(__always) static func exp(_ x: Float) -> Float { exp(SIMD8(repeating: x))[0] }
 
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    @inlinable @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 
-    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    @inlinable @inline(__always) public static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 

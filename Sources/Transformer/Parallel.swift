@@ -22,4 +22,11 @@ public enum Parallel {
             }
         }
     }
+
+    /// Calls `body` for 0..<count cut into consecutive ranges of `size` elements (the last
+    /// shorter), spread over the threads as `rows` spreads rows: for elementwise loops, and
+    /// for sums whose partials must be fixed by the ranges rather than by the threads.
+    public static func chunks(_ count: Int, size: Int, _ body: (Range<Int>) -> Void) {
+        rows((count + size - 1) / size, cost: count) { part in body(part * size ..< min(count, (part + 1) * size)) }
+    }
 }
