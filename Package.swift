@@ -37,12 +37,16 @@ let package = Package(
         .target(name: "BlockKernels", cSettings: [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]),
         // Names OpenBLAS's kernels where its own detection falls back to old ones (see blas_kernels.c).
         .target(name: "CBLASKernels", linkerSettings: [.linkedLibrary("openblas")]),
+        // Both also compile for the AVX2 + FMA machines BlockKernels already requires, so that
+        // their eight-lane loops (softmax, SwiGLU, the loss's exponentials, AdamW) are single
+        // 256-bit instructions rather than pairs of SSE ones; Swift does not fuse a·b + c, so
+        // the results are the same bits.
         .target(name: "Transformer", dependencies: ["Checkpoint", "BlockKernels", "CBLASKernels", "COpenBLAS"],
-                swiftSettings: [.unsafeFlags(["-O"])]),
+                swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
         .target(name: "Evaluator", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS", "CArchive"]),
         // The backward pass and its optimiser: compiled optimized for the same reason.
         .target(name: "Training", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
-                swiftSettings: [.unsafeFlags(["-O"])]),
+                swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "haswell"])]),
         .target(name: "Compressor", dependencies: ["Transformer", "Checkpoint", "HubCore", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         // The build engine: recipes, stages as files-in/files-out functions, a stage cache by

@@ -12,6 +12,15 @@ enum TrainingKernels {
                     x, Int32(inputs), w, Int32(inputs), accumulate ? 1 : 0, y, Int32(outputs))
     }
 
+    /// C[m, n] = alpha·op(A)·op(B) + beta·C on row-major blocks with their own row strides
+    /// (lda, ldb, ldc): the attention's per-head products, which address parts of wider buffers.
+    static func gemm(_ transposeA: Bool, _ transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                     _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                     beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
     /// The backward of y = x·Wᵀ: dx += dy·W and dW += dyᵀ·x.
     static func linearBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>, rows: Int, inputs: Int, outputs: Int) {
@@ -111,13 +120,45 @@ enum TrainingKernels {
     }
 
     /// The shift (max_j x_j / temperature) and Σ_j exp(x_j / temperature − shift) that
-    /// `logSumExp` takes its log of, for callers that sum some of the same terms again.
+    /// `logSumExp` takes its log of, for callers that sum some of the same terms again: a term
+    /// is `Kernels.exp(x_j · (1 / temperature) − shift)`, the runtime's eight-lane exponential,
+    /// whose scalar form gives the lanes' bits. The terms are summed in fp32 within blocks of 64
+    /// and the blocks in double, so a 49k vocabulary loses nothing that matters.
     static func shiftedExpSum(_ x: UnsafePointer<Float>, count: Int, temperature: Double) -> (top: Float, sum: Double) {
         let inverse = Float(1 / temperature)
-        var top = -Float.infinity
-        for j in 0 ..< count { top = max(top, x[j] * inverse) }
+        var lanes = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= count { lanes = Kernels.maximum(lanes, Kernels.load(x + j) * inverse); j += 8 }
+        var top = lanes.max()
+        while j < count { top = max(top, x[j] * inverse); j += 1 }
         var sum = 0.0
-        for j in 0 ..< count { sum += Double(expf(x[j] * inverse - top)) }
+        j = 0
+        while j + 64 <= count {
+            var block = SIMD8<Float>(repeating: 0)
+            for v in stride(from: j, to: j + 64, by: 8) { block += Kernels.exp(Kernels.load(x + v) * inverse - top) }
+            sum += Double(block.sum())
+            j += 64
+        }
+        while j < count { sum += Double(Kernels.exp(x[j] * inverse - top)); j += 1 }
         return (top, sum)
+    }
+
+    /// x_j ← a·exp(x_j − hardShift) + b·exp(x_j·inverse − softShift) for every j, eight lanes
+    /// at a time: the gradient of cross-entropy (a softmax at T = 1) mixed with a softmax at
+    /// T = 1/inverse. With b = 0 only the first term is computed.
+    static func softmaxGradient(_ x: UnsafeMutablePointer<Float>, count: Int, hardScale a: Float, hardShift: Float,
+                                softScale b: Float = 0, inverse: Float = 1, softShift: Float = 0) {
+        var j = 0
+        if b == 0 {
+            while j + 8 <= count { Kernels.store(a * Kernels.exp(Kernels.load(x + j) - hardShift), x + j); j += 8 }
+            while j < count { x[j] = a * Kernels.exp(x[j] - hardShift); j += 1 }
+            return
+        }
+        while j + 8 <= count {
+            let v = Kernels.load(x + j)
+            Kernels.store(a * Kernels.exp(v - hardShift) + b * Kernels.exp(v * inverse - softShift), x + j)
+            j += 8
+        }
+        while j < count { x[j] = a * Kernels.exp(x[j] - hardShift) + b * Kernels.exp(x[j] * inverse - softShift); j += 1 }
     }
 }

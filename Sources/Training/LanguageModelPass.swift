@@ -172,13 +172,15 @@ public final class LanguageModelPass {
 
     /// Mean −log p(target) over `targets` (mixed with the distillation term when a teacher is
     /// given); with `backward`, ∂loss/∂normed into `dNormed` and ∂loss/∂head into the
-    /// gradients. Logits are materialised 128 rows at a time.
+    /// gradients. Logits are materialised 256 rows at a time (50 MB for a 49k vocabulary): the
+    /// head's products run near BLAS's peak from about 256 rows, and the head's gradient, a
+    /// vocabulary × width sum, is read and written once per chunk.
     private func crossEntropy(_ normed: [Float], width: Int, targets: [(row: Int, token: Int)],
                               teacher: (rows: TeacherRows, settings: Distillation)?, dNormed: inout [Float],
                               gradients: inout [String: [Float]], backward: Bool) -> Double {
         let head = p(parameters.headName)
         let vocabulary = parameters.config.vocabSize
-        let chunk = 128
+        let chunk = 256
         var total = 0.0
         let scale = 1 / Float(targets.count)
         for first in stride(from: 0, to: targets.count, by: chunk) {
@@ -246,7 +248,7 @@ public final class LanguageModelPass {
                             let logTeacher = t[j] * inverse - teacherF, logStudent = scaled - softF
                             kl += Double(expf(logTeacher) * (logTeacher - logStudent))
                             teacherTop += Double(expf(logTeacher))
-                            studentTop += Double(expf(scaled - top))
+                            studentTop += Double(Kernels.exp(scaled - top))  // the bits of studentAll's term
                         }
                         let teacherRest = k < vocabulary ? max(0, 1 - teacherTop) : 0
                         if teacherRest > 0 {
@@ -291,10 +293,8 @@ public final class LanguageModelPass {
                         if logRestRatio < 80 {
                             // The ratio fits a Float: one exp per token, p·(1 − ratio).
                             let keep = 1 - expf(logRestRatio)
-                            for j in 0 ..< vocabulary {
-                                let value = x[j]
-                                x[j] = hardWeight * expf(value - hardF) + softWeight * keep * expf(value * inverse - softF)
-                            }
+                            TrainingKernels.softmaxGradient(x, count: vocabulary, hardScale: hardWeight, hardShift: hardF,
+                                                            softScale: softWeight * keep, inverse: inverse, softShift: softF)
                         } else {
                             // A student whose rest is vanishingly small: the ratio would overflow a
                             // Float while p·ratio on a tail token need not, so it stays in log space.
@@ -315,7 +315,7 @@ public final class LanguageModelPass {
                             x[j] = hardWeight * expf(value - hardF) + softWeight * (expf(value * inverse - softF) - expf(t[j] * inverse - teacherF))
                         }
                     } else {
-                        for j in 0 ..< vocabulary { x[j] = hardWeight * expf(x[j] - hardF) }
+                        TrainingKernels.softmaxGradient(x, count: vocabulary, hardScale: hardWeight, hardShift: hardF)
                     }
                     x[target] -= hardWeight
                 }
@@ -466,30 +466,32 @@ public final class LanguageModelPass {
         output.withUnsafeMutableBufferPointer { ob in probabilities.withUnsafeMutableBufferPointer { pb in
             var base = 0
             for (s, sequence) in sequences.enumerated() {
-                let t = sequence.count, start = starts[s]
+                let t = sequence.count, start = starts[s], half = t / 2
                 // Every head's scores, then every row's causal softmax on all threads (the
                 // rows are independent), then every head's output: one BLAS call at a time,
-                // and no core idle through the softmax.
+                // and no core idle through the softmax. Each product is cut at half the
+                // sequence, as the runtime's prefill cuts its blocks: the first half's rows
+                // see only the first half's columns, so the top right quarter of every T × T
+                // product, all of it masked, is never computed.
                 nonisolated(unsafe) let block = pb.baseAddress! + base
                 for h in 0 ..< heads {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), scale,
-                                qb.baseAddress! + start * qWidth + h * hd, Int32(qWidth),
-                                kb.baseAddress! + start * kvWidth + (h / group) * hd, Int32(kvWidth), 0, block + h * t * t, Int32(t))
+                    let qh = qb.baseAddress! + start * qWidth + h * hd, kg = kb.baseAddress! + start * kvWidth + (h / group) * hd
+                    let scores = block + h * t * t
+                    TrainingKernels.gemm(false, true, m: half, n: half, k: hd, alpha: scale, qh, qWidth, kg, kvWidth, beta: 0, scores, t)
+                    TrainingKernels.gemm(false, true, m: t - half, n: t, k: hd, alpha: scale, qh + half * qWidth, qWidth, kg, kvWidth,
+                                         beta: 0, scores + half * t, t)
                 }
                 Parallel.rows(heads * t, cost: heads * t * t) { index in
                     // Row i of head index / t lies at index · t: the heads' T × T blocks are back to back.
                     let i = index % t, row = block + index * t
-                    var top = -Float.infinity
-                    for j in 0 ... i { top = max(top, row[j]) }
-                    var sum: Float = 0
-                    for j in 0 ... i { row[j] = expf(row[j] - top); sum += row[j] }
-                    for j in 0 ... i { row[j] /= sum }
+                    Kernels.softmax(row, count: i + 1)
                     for j in (i + 1) ..< t { row[j] = 0 }
                 }
                 for h in 0 ..< heads {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1,
-                                block + h * t * t, Int32(t), vb.baseAddress! + start * kvWidth + (h / group) * hd, Int32(kvWidth),
-                                0, ob.baseAddress! + start * qWidth + h * hd, Int32(qWidth))
+                    let vg = vb.baseAddress! + start * kvWidth + (h / group) * hd, oh = ob.baseAddress! + start * qWidth + h * hd
+                    let p = block + h * t * t
+                    TrainingKernels.gemm(false, false, m: half, n: hd, k: half, p, t, vg, kvWidth, beta: 0, oh, qWidth)
+                    TrainingKernels.gemm(false, false, m: t - half, n: hd, k: t, p + half * t, t, vg, kvWidth, beta: 0, oh + half * qWidth, qWidth)
                 }
                 base += t * t * heads
             }
@@ -511,7 +513,7 @@ public final class LanguageModelPass {
         dq.withUnsafeMutableBufferPointer { dqb in dk.withUnsafeMutableBufferPointer { dkb in dv.withUnsafeMutableBufferPointer { dvb in
             var base = 0
             for (s, sequence) in sequences.enumerated() {
-                let t = sequence.count, start = starts[s]
+                let t = sequence.count, start = starts[s], half = t / 2
                 // As in the forward pass: the BLAS calls of every head, the softmax's backward on
                 // all threads, then the rest of the BLAS calls. Each head's dv and dk still
                 // accumulate in head order, so the sums are those of a head-by-head loop.
@@ -521,10 +523,14 @@ public final class LanguageModelPass {
                     for h in 0 ..< heads {
                         let g = h / group
                         let dO = ob.baseAddress! + start * qWidth + h * hd, vg = vb.baseAddress! + start * kvWidth + g * hd
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), 1, block + h * t * t, Int32(t),
-                                    dO, Int32(qWidth), 1, dvb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth))
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hd), 1, dO, Int32(qWidth), vg, Int32(kvWidth),
-                                    0, dBlock + h * t * t, Int32(t))
+                        let dvg = dvb.baseAddress! + start * kvWidth + g * hd, p = block + h * t * t, dP = dBlock + h * t * t
+                        // dv's first half takes every row's first-half columns; its second half only
+                        // the second half's (P is zero above the diagonal). dP as the forward's scores.
+                        TrainingKernels.gemm(true, false, m: half, n: hd, k: t, p, t, dO, qWidth, beta: 1, dvg, kvWidth)
+                        TrainingKernels.gemm(true, false, m: t - half, n: hd, k: t - half, p + half * t + half, t, dO + half * qWidth, qWidth,
+                                             beta: 1, dvg + half * kvWidth, kvWidth)
+                        TrainingKernels.gemm(false, true, m: half, n: half, k: hd, dO, qWidth, vg, kvWidth, beta: 0, dP, t)
+                        TrainingKernels.gemm(false, true, m: t - half, n: t, k: hd, dO + half * qWidth, qWidth, vg, kvWidth, beta: 0, dP + half * t, t)
                     }
                     Parallel.rows(heads * t, cost: heads * t * t) { index in
                         let i = index % t, pr = block + index * t, dRow = dBlock + index * t
@@ -535,10 +541,14 @@ public final class LanguageModelPass {
                     for h in 0 ..< heads {
                         let g = h / group
                         let qh = qb.baseAddress! + start * qWidth + h * hd, kg = kb.baseAddress! + start * kvWidth + g * hd
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), scale, dBlock + h * t * t, Int32(t),
-                                    kg, Int32(kvWidth), 1, dqb.baseAddress! + start * qWidth + h * hd, Int32(qWidth))
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(t), scale, dBlock + h * t * t, Int32(t),
-                                    qh, Int32(qWidth), 1, dkb.baseAddress! + start * kvWidth + g * hd, Int32(kvWidth))
+                        let dqh = dqb.baseAddress! + start * qWidth + h * hd, dkg = dkb.baseAddress! + start * kvWidth + g * hd
+                        let dS = dBlock + h * t * t
+                        TrainingKernels.gemm(false, false, m: half, n: hd, k: half, alpha: scale, dS, t, kg, kvWidth, beta: 1, dqh, qWidth)
+                        TrainingKernels.gemm(false, false, m: t - half, n: hd, k: t, alpha: scale, dS + half * t, t, kg, kvWidth,
+                                             beta: 1, dqh + half * qWidth, qWidth)
+                        TrainingKernels.gemm(true, false, m: half, n: hd, k: t, alpha: scale, dS, t, qh, qWidth, beta: 1, dkg, kvWidth)
+                        TrainingKernels.gemm(true, false, m: t - half, n: hd, k: t - half, alpha: scale, dS + half * t + half, t,
+                                             qh + half * qWidth, qWidth, beta: 1, dkg + half * kvWidth, kvWidth)
                     }
                 }
                 base += t * t * heads

@@ -104,6 +104,10 @@ struct ExpTests {
         #expect(worst < 3e-7)
         #expect(Kernels.exp(-1000) == 0 || Kernels.exp(-1000) < 1e-37)
         #expect(Kernels.exp(0) == 1)
+        // Inputs past the range are clamped, not wrapped through the exponent bits.
+        #expect(Kernels.exp(1000) == Kernels.exp(88) && Kernels.exp(88).isFinite && Kernels.exp(88) > 1e38)
+        let lanes = Kernels.exp(SIMD8<Float>(-1000, -87.3, -1, 0, 1, 50, 88, 1000))
+        #expect((0 ..< 8).allSatisfy { lanes[$0] == Kernels.exp([-1000, -87.3, -1, 0, 1, 50, 88, 1000][$0]) })
     }
 }
 
