@@ -90,7 +90,13 @@ enum TrainingKernels {
     static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, count: Int) {
         nonisolated(unsafe) let (gate, up, hidden) = (gate, up, hidden)
         Parallel.chunks(count, size: elementChunk) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let g = Kernels.load(gate + i)
+                Kernels.store(g * sigmoid(g) * Kernels.load(up + i), hidden + i)
+                i += 8
+            }
+            for i in i ..< range.upperBound {
                 let g = gate[i]
                 hidden[i] = g * sigmoid(g) * up[i]
             }
@@ -103,7 +109,14 @@ enum TrainingKernels {
                                dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
         nonisolated(unsafe) let (dHidden, gate, up, dGate, dUp) = (dHidden, gate, up, dGate, dUp)
         Parallel.chunks(count, size: elementChunk) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let g = Kernels.load(gate + i), s = sigmoid(g), d = Kernels.load(dHidden + i)
+                Kernels.store(d * g * s, dUp + i)
+                Kernels.store(d * Kernels.load(up + i) * s * (1 + g * (1 - s)), dGate + i)
+                i += 8
+            }
+            for i in i ..< range.upperBound {
                 let g = gate[i], s = sigmoid(g)
                 dUp[i] = dHidden[i] * g * s
                 dGate[i] = dHidden[i] * up[i] * s * (1 + g * (1 - s))
@@ -111,7 +124,9 @@ enum TrainingKernels {
         }
     }
 
-    static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+    /// σ(x) with the runtime's exponential, in eight lanes and (for a range's tail) in one.
+    @inline(__always) static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + Kernels.exp(-x)) }
+    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + Kernels.exp(-x)) }
 
     /// log Σ_j exp(x_j / temperature), the exponentials in fp32 and their sum in double.
     static func logSumExp(_ x: UnsafePointer<Float>, count: Int, temperature: Double) -> Double {

@@ -534,9 +534,16 @@ public final class LanguageModelPass {
                     }
                     Parallel.rows(heads * t, cost: heads * t * t) { index in
                         let i = index % t, pr = block + index * t, dRow = dBlock + index * t
-                        var dot: Float = 0
-                        for j in 0 ... i { dot += dRow[j] * pr[j] }
-                        for j in 0 ..< t { dRow[j] = j <= i ? pr[j] * (dRow[j] - dot) : 0 }
+                        // dS = P ⊙ (dP − Σ dP ⊙ P) over the row's i + 1 visible columns, eight at a time.
+                        let visible = i + 1
+                        var lanes = SIMD8<Float>(repeating: 0), j = 0
+                        while j + 8 <= visible { lanes += Kernels.load(dRow + j) * Kernels.load(pr + j); j += 8 }
+                        var dot = lanes.sum()
+                        for j in j ..< visible { dot += dRow[j] * pr[j] }
+                        j = 0
+                        while j + 8 <= visible { Kernels.store(Kernels.load(pr + j) * (Kernels.load(dRow + j) - dot), dRow + j); j += 8 }
+                        for j in j ..< visible { dRow[j] = pr[j] * (dRow[j] - dot) }
+                        for j in visible ..< t { dRow[j] = 0 }
                     }
                     for h in 0 ..< heads {
                         let g = h / group
