@@ -8,8 +8,7 @@ enum TrainingKernels {
     /// y[rows, out] = x[rows, in]·Wᵀ (+ y when accumulating).
     static func linear(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                        rows: Int, inputs: Int, outputs: Int, accumulate: Bool = false) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs), 1,
-                    x, Int32(inputs), w, Int32(inputs), accumulate ? 1 : 0, y, Int32(outputs))
+        gemm(false, true, m: rows, n: outputs, k: inputs, x, inputs, w, inputs, beta: accumulate ? 1 : 0, y, outputs)
     }
 
     /// C[m, n] = alpha·op(A)·op(B) + beta·C on row-major blocks with their own row strides
@@ -21,13 +20,42 @@ enum TrainingKernels {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    // Causal attention's products for one head of one sequence of t rows, cut at half = t / 2:
+    // the first half's rows see only the first half's columns, so the masked top-right quarter
+    // of the t × t matrix is never computed (as the runtime's prefill cuts its blocks). The
+    // t × t matrices are dense with row stride t; the rest carry their own strides.
+
+    /// S[t, t] = alpha·A·Bᵀ below the cut (A, B: [t, k]); the top-right quarter is left as it is.
+    static func causalScores(t: Int, k: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                             into s: UnsafeMutablePointer<Float>) {
+        let half = t / 2
+        gemm(false, true, m: half, n: half, k: k, alpha: alpha, a, lda, b, ldb, beta: 0, s, t)
+        gemm(false, true, m: t - half, n: t, k: k, alpha: alpha, a + half * lda, lda, b, ldb, beta: 0, s + half * t, t)
+    }
+
+    /// C[t, n] = alpha·P·B + beta·C for a causal P[t, t] (zero above the diagonal), B: [t, n].
+    static func causalProduct(t: Int, n: Int, alpha: Float = 1, _ p: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+                              beta: Float, into c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let half = t / 2
+        gemm(false, false, m: half, n: n, k: half, alpha: alpha, p, t, b, ldb, beta: beta, c, ldc)
+        gemm(false, false, m: t - half, n: n, k: t, alpha: alpha, p + half * t, t, b, ldb, beta: beta, c + half * ldc, ldc)
+    }
+
+    /// C[t, n] += alpha·Pᵀ·B for a causal P[t, t]: C's first half takes every row of P's first
+    /// half of columns, its second half only the rows of the second half.
+    static func causalTransposedProduct(t: Int, n: Int, alpha: Float = 1, _ p: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ldb: Int,
+                                        into c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        let half = t / 2
+        gemm(true, false, m: half, n: n, k: t, alpha: alpha, p, t, b, ldb, beta: 1, c, ldc)
+        gemm(true, false, m: t - half, n: n, k: t - half, alpha: alpha, p + half * t + half, t, b + half * ldb, ldb, beta: 1,
+             c + half * ldc, ldc)
+    }
+
     /// The backward of y = x·Wᵀ: dx += dy·W and dW += dyᵀ·x.
     static func linearBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>, rows: Int, inputs: Int, outputs: Int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inputs), Int32(outputs), 1,
-                    dy, Int32(outputs), w, Int32(inputs), 1, dx, Int32(inputs))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outputs), Int32(inputs), Int32(rows), 1,
-                    dy, Int32(outputs), x, Int32(inputs), 1, dw, Int32(inputs))
+        gemm(false, false, m: rows, n: inputs, k: outputs, dy, outputs, w, inputs, beta: 1, dx, inputs)
+        gemm(true, false, m: outputs, n: inputs, k: rows, dy, outputs, x, inputs, beta: 1, dw, inputs)
     }
 
     /// y = x / rms(x) · g per row; returns 1/rms per row (what the backward needs). Rows are
@@ -128,7 +156,7 @@ enum TrainingKernels {
     @inline(__always) static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + Kernels.exp(-x)) }
     @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + Kernels.exp(-x)) }
 
-    /// log Σ_j exp(x_j / temperature), the exponentials in fp32 and their sum in double.
+    /// log Σ_j exp(x_j / temperature), as `shiftedExpSum` sums it.
     static func logSumExp(_ x: UnsafePointer<Float>, count: Int, temperature: Double) -> Double {
         let (top, sum) = shiftedExpSum(x, count: count, temperature: temperature)
         return Double(top) + log(sum)

@@ -466,20 +466,15 @@ public final class LanguageModelPass {
         output.withUnsafeMutableBufferPointer { ob in probabilities.withUnsafeMutableBufferPointer { pb in
             var base = 0
             for (s, sequence) in sequences.enumerated() {
-                let t = sequence.count, start = starts[s], half = t / 2
+                let t = sequence.count, start = starts[s]
                 // Every head's scores, then every row's causal softmax on all threads (the
                 // rows are independent), then every head's output: one BLAS call at a time,
-                // and no core idle through the softmax. Each product is cut at half the
-                // sequence, as the runtime's prefill cuts its blocks: the first half's rows
-                // see only the first half's columns, so the top right quarter of every T × T
-                // product, all of it masked, is never computed.
+                // and no core idle through the softmax. The products skip the masked top-right
+                // quarter of every T × T matrix (`TrainingKernels.causalScores`).
                 nonisolated(unsafe) let block = pb.baseAddress! + base
                 for h in 0 ..< heads {
                     let qh = qb.baseAddress! + start * qWidth + h * hd, kg = kb.baseAddress! + start * kvWidth + (h / group) * hd
-                    let scores = block + h * t * t
-                    TrainingKernels.gemm(false, true, m: half, n: half, k: hd, alpha: scale, qh, qWidth, kg, kvWidth, beta: 0, scores, t)
-                    TrainingKernels.gemm(false, true, m: t - half, n: t, k: hd, alpha: scale, qh + half * qWidth, qWidth, kg, kvWidth,
-                                         beta: 0, scores + half * t, t)
+                    TrainingKernels.causalScores(t: t, k: hd, alpha: scale, qh, qWidth, kg, kvWidth, into: block + h * t * t)
                 }
                 Parallel.rows(heads * t, cost: heads * t * t) { index in
                     // Row i of head index / t lies at index · t: the heads' T × T blocks are back to back.
@@ -489,9 +484,7 @@ public final class LanguageModelPass {
                 }
                 for h in 0 ..< heads {
                     let vg = vb.baseAddress! + start * kvWidth + (h / group) * hd, oh = ob.baseAddress! + start * qWidth + h * hd
-                    let p = block + h * t * t
-                    TrainingKernels.gemm(false, false, m: half, n: hd, k: half, p, t, vg, kvWidth, beta: 0, oh, qWidth)
-                    TrainingKernels.gemm(false, false, m: t - half, n: hd, k: t, p + half * t, t, vg, kvWidth, beta: 0, oh + half * qWidth, qWidth)
+                    TrainingKernels.causalProduct(t: t, n: hd, block + h * t * t, vg, kvWidth, beta: 0, into: oh, qWidth)
                 }
                 base += t * t * heads
             }
@@ -513,7 +506,7 @@ public final class LanguageModelPass {
         dq.withUnsafeMutableBufferPointer { dqb in dk.withUnsafeMutableBufferPointer { dkb in dv.withUnsafeMutableBufferPointer { dvb in
             var base = 0
             for (s, sequence) in sequences.enumerated() {
-                let t = sequence.count, start = starts[s], half = t / 2
+                let t = sequence.count, start = starts[s]
                 // As in the forward pass: the BLAS calls of every head, the softmax's backward on
                 // all threads, then the rest of the BLAS calls. Each head's dv and dk still
                 // accumulate in head order, so the sums are those of a head-by-head loop.
@@ -523,14 +516,9 @@ public final class LanguageModelPass {
                     for h in 0 ..< heads {
                         let g = h / group
                         let dO = ob.baseAddress! + start * qWidth + h * hd, vg = vb.baseAddress! + start * kvWidth + g * hd
-                        let dvg = dvb.baseAddress! + start * kvWidth + g * hd, p = block + h * t * t, dP = dBlock + h * t * t
-                        // dv's first half takes every row's first-half columns; its second half only
-                        // the second half's (P is zero above the diagonal). dP as the forward's scores.
-                        TrainingKernels.gemm(true, false, m: half, n: hd, k: t, p, t, dO, qWidth, beta: 1, dvg, kvWidth)
-                        TrainingKernels.gemm(true, false, m: t - half, n: hd, k: t - half, p + half * t + half, t, dO + half * qWidth, qWidth,
-                                             beta: 1, dvg + half * kvWidth, kvWidth)
-                        TrainingKernels.gemm(false, true, m: half, n: half, k: hd, dO, qWidth, vg, kvWidth, beta: 0, dP, t)
-                        TrainingKernels.gemm(false, true, m: t - half, n: t, k: hd, dO + half * qWidth, qWidth, vg, kvWidth, beta: 0, dP + half * t, t)
+                        TrainingKernels.causalTransposedProduct(t: t, n: hd, block + h * t * t, dO, qWidth,
+                                                                into: dvb.baseAddress! + start * kvWidth + g * hd, kvWidth)
+                        TrainingKernels.causalScores(t: t, k: hd, dO, qWidth, vg, kvWidth, into: dBlock + h * t * t)
                     }
                     Parallel.rows(heads * t, cost: heads * t * t) { index in
                         let i = index % t, pr = block + index * t, dRow = dBlock + index * t
@@ -550,12 +538,8 @@ public final class LanguageModelPass {
                         let qh = qb.baseAddress! + start * qWidth + h * hd, kg = kb.baseAddress! + start * kvWidth + g * hd
                         let dqh = dqb.baseAddress! + start * qWidth + h * hd, dkg = dkb.baseAddress! + start * kvWidth + g * hd
                         let dS = dBlock + h * t * t
-                        TrainingKernels.gemm(false, false, m: half, n: hd, k: half, alpha: scale, dS, t, kg, kvWidth, beta: 1, dqh, qWidth)
-                        TrainingKernels.gemm(false, false, m: t - half, n: hd, k: t, alpha: scale, dS + half * t, t, kg, kvWidth,
-                                             beta: 1, dqh + half * qWidth, qWidth)
-                        TrainingKernels.gemm(true, false, m: half, n: hd, k: t, alpha: scale, dS, t, qh, qWidth, beta: 1, dkg, kvWidth)
-                        TrainingKernels.gemm(true, false, m: t - half, n: hd, k: t - half, alpha: scale, dS + half * t + half, t,
-                                             qh + half * qWidth, qWidth, beta: 1, dkg + half * kvWidth, kvWidth)
+                        TrainingKernels.causalProduct(t: t, n: hd, alpha: scale, dS, kg, kvWidth, beta: 1, into: dqh, qWidth)
+                        TrainingKernels.causalTransposedProduct(t: t, n: hd, alpha: scale, dS, qh, qWidth, into: dkg, kvWidth)
                     }
                 }
                 base += t * t * heads
