@@ -164,20 +164,6 @@ public struct FineTuner {
         mallopt(M_TRIM_THRESHOLD, Int32.max)
     }
 
-    /// For a process that fine-tunes off its main thread, as hubctl's commands (which run on
-    /// Swift concurrency's worker threads) and the daemon's builds do: call it first thing,
-    /// before any other thread allocates. `keepFreedMemory` governs only glibc's main heap.
-    /// Every other thread that allocates gets an arena of its own, a chain of 64 MB heaps, and
-    /// an emptied heap is unmapped whatever the trim threshold: a step's tapes, logits and
-    /// gradients are then faulted in and zeroed by the kernel again every step. Measured on
-    /// `hubctl finetune` of SmolLM2 (2 cores): about 200k page faults every 10 s in the steady
-    /// state, a tenth of the CPU time in the kernel's page clearing; with one arena, none.
-    /// A thread keeps the arena it first got, so a later call leaves earlier threads as
-    /// they are. Small allocations still come from each thread's cache without a lock.
-    public static func shareMainHeap() {
-        mallopt(M_ARENA_MAX, 1)
-    }
-
     public struct Outcome: Sendable {
         public let curve: [Step]
         /// Seconds of training, the earlier sessions of a resumed run included.

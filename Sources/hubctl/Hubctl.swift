@@ -1,5 +1,4 @@
 import ArgumentParser
-import Training
 
 @main
 struct Hubctl: AsyncParsableCommand {
@@ -29,11 +28,4 @@ struct Hubctl: AsyncParsableCommand {
         subcommands: [Init.self, Import.self, Card.self, List.self, Convert.self, ExportGGUF.self, Inspect.self, Tokenize.self, Run.self, Eval.self, Compress.self, Quantize.self, Finetune.self, Corpus.self, Register.self, Build.self, Stage.self, LawsCommand.self, Lineage.self, Serve.self, Push.self, Pull.self, Mirror.self, Export.self, Tag.self, Token.self, Login.self, Whoami.self,
                       Fsck.self, GC.self, Schema.self, Completions.self]
     )
-
-    static func main() async {
-        // Before any worker thread allocates: fine-tuning (hubctl finetune, the daemon's
-        // builds) then reuses the memory each step frees instead of faulting it in again.
-        FineTuner.shareMainHeap()
-        await main(nil)
-    }
 }
