@@ -57,7 +57,8 @@ public struct FineTuneJob: Sendable {
     /// before built it for the same teacher and tokens, else built (the teacher runs once over
     /// every sequence) and written there atomically.
     static func teacherCache(teacherSHA256: SHA256Digest, k: Int, temperature: Double, stream: [Int], settings: FineTuneSettings, directory: URL,
-                             model: () throws -> LlamaModel, describe: (String) -> Void) throws -> TeacherLogitCache {
+                             model: () throws -> LlamaModel, describe: (String) -> Void, shouldStop: () -> Bool = { false },
+                             progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> TeacherLogitCache {
         let length = settings.sequenceLength, count = settings.steps * settings.tokensPerStep / length
         let sequences = TeacherLogitCache.sequences(of: stream, count: count, length: length)
         let tokens = TeacherLogitCache.digest(sequences.joined().map { Int32($0) })
@@ -76,7 +77,7 @@ public struct FineTuneJob: Sendable {
         describe("teacher: computing its top \(k) logits over \(count) sequences once, into \(file.path)")
         let start = Date()
         let cache = try TeacherLogitCache.build(teacher: model(), teacherSHA256: teacherSHA256, sequences: sequences, k: k,
-                                                temperature: temperature)
+                                                temperature: temperature, progress: progress, shouldStop: shouldStop)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try cache.write(to: file)
         describe(String(format: "teacher: cached in %.0f s", Date().timeIntervalSince(start)))
@@ -93,9 +94,12 @@ public struct FineTuneJob: Sendable {
 
     /// Trains and writes `output` (which must not exist), whole or not at all; the checkpoint
     /// directory is removed once it is written. `describe` hears one line about the run
-    /// before it starts; `step` hears every optimizer step. Throws `FineTuneError.interrupted`
-    /// when `shouldStop` asks, after checkpointing.
-    public func run(output: URL, shouldStop: @escaping () -> Bool = { false }, describe: (String) -> Void = { _ in },
+    /// before it starts; `teacherProgress` hears the sequences the teacher has done while it
+    /// builds a top-k cache; `step` hears every optimizer step. Throws
+    /// `FineTuneError.interrupted` when `shouldStop` asks: after checkpointing, or at step 0,
+    /// with nothing kept, while the teacher builds its cache.
+    public func run(output: URL, shouldStop: @escaping () -> Bool = { false },
+                    teacherProgress: (_ done: Int, _ total: Int) -> Void = { _, _ in }, describe: (String) -> Void = { _ in },
                     step: @escaping (FineTuner.Step) -> Void = { _ in }) throws -> FineTuneRecord {
         let tuner = try FineTuner(settings: settings)
         let tokenizer = try BPETokenizer(huggingFaceJSON: model.tokenizer, tokenizerConfig: model.tokenizerConfig)
@@ -119,7 +123,8 @@ public struct FineTuneJob: Sendable {
             if let k = teacher.topK {
                 let cache = try Self.teacherCache(teacherSHA256: teacherSHA256, k: k, temperature: teacher.temperature, stream: stream, settings: settings,
                                                   directory: teacher.cacheDirectory ?? Self.defaultTeacherCache(beside: checkpointDirectory),
-                                                  model: teacherModel, describe: describe)
+                                                  model: teacherModel, describe: describe, shouldStop: shouldStop,
+                                                  progress: teacherProgress)
                 distillation = try .init(cache: cache, weight: teacher.weight)
             } else {
                 distillation = try .init(teacher: teacherModel(), weight: teacher.weight, temperature: teacher.temperature)

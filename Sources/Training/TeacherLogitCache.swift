@@ -78,10 +78,13 @@ public struct TeacherLogitCache: Sendable {
     public var sequences: Int { header.lengths.count }
 
     /// Runs `teacher` over `sequences`, `batch` at a time, and keeps each position's top k and
-    /// its log-partition at `temperature`.
+    /// its log-partition at `temperature`. `progress` hears the sequences done after every
+    /// batch; when `shouldStop` then asks, it throws `FineTuneError.interrupted` at step 0 and
+    /// keeps nothing (a million tokens take the teacher half an hour here, so Ctrl-C must not
+    /// wait for the end).
     public static func build(teacher: LlamaModel, teacherSHA256: SHA256Digest, sequences: [[Int]], k: Int, temperature: Double = 2,
-                             batch: Int = 4,
-                             progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> TeacherLogitCache {
+                             batch: Int = 4, progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
+                             shouldStop: () -> Bool = { false }) throws -> TeacherLogitCache {
         let vocabulary = teacher.config.vocabSize
         guard k >= 1, k <= vocabulary else { throw TrainingError.invalidDistillation("top-k must lie in 1…\(vocabulary) (got \(k))") }
         guard temperature > 0 else { throw TrainingError.invalidDistillation("the temperature must be positive (got \(temperature))") }
@@ -114,6 +117,7 @@ public struct TeacherLogitCache: Sendable {
                 start += sequence.count
             }
             progress(min(first + batch, sequences.count), sequences.count)
+            if shouldStop() { throw FineTuneError.interrupted(step: 0, checkpoint: nil) }
         }
         let tokens = sequences.joined().map { Int32($0) }
         let header = Header(teacherSHA256: teacherSHA256, k: k, temperature: temperature, lengths: sequences.map(\.count),

@@ -43,8 +43,10 @@ struct Finetune: ParsableCommand {
         student is not pushed to drop the tail the temperature spreads mass onto.
 
         A checkpoint is written every --checkpoint-every steps to OUTPUT.checkpoint. \
-        Ctrl-C stops after the step in flight and writes one; a run killed any other \
-        way keeps the last. --resume continues from it and, at the same BLAS \
+        Ctrl-C stops after the step in flight and writes one (while the teacher \
+        builds its top-k cache, after its batch in flight, keeping nothing: the \
+        teacher's pass starts over on the next run); a run killed any other way \
+        keeps the last. --resume continues from it and, at the same BLAS \
         threads, ends with the same weights as a run never stopped. The output \
         directory appears whole or not at all.
 
@@ -125,11 +127,20 @@ struct Finetune: ParsableCommand {
             interruptRequested = 1
             signal(SIGINT, SIG_DFL)  // a second Ctrl-C stops at once
         }
-        let start = Date()
+        var start = Date()
         var firstTokens: Int?
         let record: FineTuneRecord
         do {
+            let teacherStart = Date()
             record = try job.run(output: destination, shouldStop: { interruptRequested != 0 },
+                                 teacherProgress: { done, total in
+                                     let rate = Double(done * settings.sequenceLength) / max(Date().timeIntervalSince(teacherStart), 1e-9)
+                                     let remaining = Double((total - done) * settings.sequenceLength) / max(rate, 1e-9)
+                                     Output.bar(String(format: "teacher: top-%d logits, %.0f tok/s, ETA %.0f s", teacherTopK ?? 0, rate, remaining),
+                                                done: done, total: total)
+                                     // The training rate counts from here, not from the teacher's start.
+                                     start = Date()
+                                 },
                                  describe: { Output.progress("… \($0)") }) { step in
                 let before = firstTokens ?? (step.tokens - settings.tokensPerStep)
                 firstTokens = before
@@ -138,6 +149,10 @@ struct Finetune: ParsableCommand {
                 Output.bar(String(format: "fine-tuning loss %.3f, %.0f tok/s, ETA %.0f s", step.loss, rate, remaining),
                            done: step.tokens, total: tuner.tokensNeeded)
             }
+        } catch FineTuneError.interrupted(0, _) {
+            Output.progress("\ninterrupted while the teacher computed its logits, before the first step; nothing was written."
+                            + " The same command starts over.")
+            throw ExitCode(130)
         } catch FineTuneError.interrupted(let step, _) {
             Output.progress("\ninterrupted after step \(step) of \(settings.steps); the checkpoint is in \(checkpointDirectory.path)."
                             + " Continue with the same command and --resume.")

@@ -199,6 +199,22 @@ struct TeacherCacheTests {
         }
     }
 
+    @Test("building the cache reports every batch, and stops after the batch in flight when asked, keeping nothing")
+    func buildReportsAndStops() throws {
+        let teacher = try Self.teacher(for: TinyModels.heterogeneous())
+        let sequences = Self.batch + Self.batch.reversed(), digest = SHA256Digest.of(Data("t".utf8))
+        var heard: [[Int]] = []
+        let cache = try TeacherLogitCache.build(teacher: teacher, teacherSHA256: digest, sequences: sequences, k: 3, batch: 1) { heard.append([$0, $1]) }
+        #expect(heard == (1 ... 4).map { [$0, 4] })
+        #expect(cache.sequences == 4)
+        var asked = 0, done = 0
+        #expect(throws: FineTuneError.interrupted(step: 0, checkpoint: nil)) {
+            _ = try TeacherLogitCache.build(teacher: teacher, teacherSHA256: digest, sequences: sequences, k: 3, batch: 1,
+                                            progress: { d, _ in done = d }, shouldStop: { asked += 1; return asked == 2 })
+        }
+        #expect(asked == 2 && done == 2, "stopped after the second batch, the one in flight when asked")
+    }
+
     @Test("with a small k, every parameter matches finite differences of the top-k-plus-rest loss")
     func topKGradients() throws {
         let student = try TinyModels.heterogeneous()
