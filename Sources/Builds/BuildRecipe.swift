@@ -56,17 +56,25 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
         public var corpusSources: [String]?
         /// Peak learning rate; nil: `hubctl finetune`'s default.
         public var learningRate: Double?
+        /// Distil from the base's k largest logits, computed once per token range and cached
+        /// (`hubctl finetune --teacher-top-k`): about twice the rate of running the teacher
+        /// with every batch, and every later build distilling the same base on the same
+        /// tokens reads the cache. Nil: the teacher's full distribution, on the fly.
+        public var teacherTopK: Int?
 
-        public init(tokens: Int, loraRank: Int? = nil, distill: Bool = false, corpusSources: [String]? = nil, learningRate: Double? = nil) {
+        public init(tokens: Int, loraRank: Int? = nil, distill: Bool = false, corpusSources: [String]? = nil, learningRate: Double? = nil,
+                    teacherTopK: Int? = nil) {
             self.tokens = tokens
             self.loraRank = loraRank
             self.distill = distill
             self.corpusSources = corpusSources
             self.learningRate = learningRate
+            self.teacherTopK = teacherTopK
         }
 
         enum CodingKeys: String, CodingKey {
-            case tokens, loraRank = "lora_rank", distill, corpusSources = "corpus_sources", learningRate = "learning_rate"
+            case tokens, loraRank = "lora_rank", distill, corpusSources = "corpus_sources", learningRate = "learning_rate",
+                 teacherTopK = "teacher_top_k"
         }
     }
 
@@ -219,6 +227,10 @@ public struct BuildRecipe: Codable, Sendable, Equatable {
             if let rank = finetune.loraRank, rank < 1 { throw BuildError.invalidField("\(field).lora_rank", "must be at least 1") }
             if let rate = finetune.learningRate, !(rate > 0 && rate <= 0.1) {
                 throw BuildError.invalidField("\(field).learning_rate", "must lie in (0, 0.1] (got \(rate))")
+            }
+            if let k = finetune.teacherTopK {
+                guard finetune.distill else { throw BuildError.invalidField("\(field).teacher_top_k", "needs \"distill\": true") }
+                guard k >= 1 else { throw BuildError.invalidField("\(field).teacher_top_k", "must be at least 1 (got \(k))") }
             }
             if let sources = finetune.corpusSources {
                 guard !sources.isEmpty else { throw BuildError.invalidField("\(field).corpus_sources", "is empty; leave it out to read every source") }

@@ -98,7 +98,8 @@ public final class BuildRunner: @unchecked Sendable {
             var sources: [String]?
             if case .array(let names)? = settings["corpus_sources"] { sources = names.compactMap(\.stringValue) }
             let finetune = BuildRecipe.FineTune(tokens: Int(tokens), loraRank: number("lora_rank").map { Int($0) }, distill: flag("distill"),
-                                                corpusSources: sources, learningRate: number("learning_rate"))
+                                                corpusSources: sources, learningRate: number("learning_rate"),
+                                                teacherTopK: number("teacher_top_k").map { Int($0) })
             if finetune.distill, job.teacher == nil { throw BuildError.missingInput("the teacher of a distilling finetune stage") }
             let checkpoints = cache.checkpointDirectory(for: spec.key)
             return try stage(spec) { work in
@@ -140,6 +141,7 @@ public final class BuildRunner: @unchecked Sendable {
             // Only when set, so that the stage keys of recipes written before the options stay.
             if let sources = finetune.corpusSources { settings["corpus_sources"] = .array(sources.map { .string($0) }) }
             if let rate = finetune.learningRate { settings["learning_rate"] = .number(rate) }
+            if let k = finetune.teacherTopK { settings["teacher_top_k"] = .number(Double(k)) }
             let (tuned, record) = try execute(StageJob(spec: StageSpec(kind: .finetune, inputSHA256: compressedSHA, settings: .object(settings)),
                                                        input: ModelFiles(directory: variant), teacher: finetune.distill ? base : nil,
                                                        label: recipe.name))
@@ -211,8 +213,10 @@ public final class BuildRunner: @unchecked Sendable {
         var tuning = FineTuneSettings(tokens: settings.tokens)
         if let rank = settings.loraRank { tuning.lora = try LoRASettings(rank: rank) }
         if let rate = settings.learningRate { tuning.peakLearningRate = rate }
+        // A top-k cache goes beside the stage checkpoints (FineTuneJob's default), shared by
+        // every stage of this cache that distils the same base on the same tokens.
         var job = FineTuneJob(settings: tuning, model: model,
-                              teacher: teacher.map { .init(config: $0.config, weights: $0.weights) },
+                              teacher: teacher.map { .init(config: $0.config, weights: $0.weights, topK: settings.teacherTopK) },
                               bigbench: assets.appendingPathComponent("bigbench"), checkpointDirectory: checkpoints)
         job.corpusSources = settings.corpusSources
         let output = work.appendingPathComponent("model")

@@ -64,6 +64,15 @@ struct BuildEngineTests {
         }
         #expect(!String(decoding: try JSONEncoder().encode(Self.decode(tuned.replacingOccurrences(of: "100", with: "4096"))), as: UTF8.self)
             .contains("corpus_sources"))
+        // Distillation from the base's cached top k: only with distill, and k at least 1.
+        let topK = tuned.replacingOccurrences(of: #""tokens": 100, "distill": false"#, with: #""tokens": 4096, "distill": true, "teacher_top_k": 32"#)
+        #expect(try Self.decode(topK).finetune == .init(tokens: 4096, distill: true, teacherTopK: 32))
+        for bad in [topK.replacingOccurrences(of: "true", with: "false"), topK.replacingOccurrences(of: ": 32", with: ": 0")] {
+            #expect { try Self.decode(bad) } throws: { error in
+                guard case BuildError.invalidField(let named, _) = error else { return false }
+                return named == "finetune.teacher_top_k"
+            }
+        }
         // Quantization: a bad type is refused by name; the fp32 variant (and the compressed one
         // before a fine-tune) get names of their own, a sweep's cells say their type.
         let quantized = tuned.replacingOccurrences(of: "100", with: "4096")
@@ -91,7 +100,7 @@ struct BuildEngineTests {
         #expect(!String(decoding: try JSONEncoder().encode(Self.decode(good)), as: UTF8.self).contains("self_calibration"))
         // The schema agrees: it accepts what the engine writes and names the same methods.
         let validator = try JSONSchemaValidator(schemaAt: Assets.repositoryRoot.appendingPathComponent("schemas/build-recipe.schema.json"))
-        for recipe in [try Self.decode(good), try Self.decode(selfCalibrated), sweep, budgets, try Self.decode(quantized), quantizedSweep, try Self.decode(news)] + sweep.expanded() + budgets.expanded()
+        for recipe in [try Self.decode(good), try Self.decode(selfCalibrated), sweep, budgets, try Self.decode(quantized), quantizedSweep, try Self.decode(news), try Self.decode(topK)] + sweep.expanded() + budgets.expanded()
             + quantizedSweep.expanded() {
             #expect(validator.violations(of: try JSONSerialization.jsonObject(with: JSONEncoder().encode(recipe))) == [])
         }

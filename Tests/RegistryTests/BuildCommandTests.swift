@@ -134,6 +134,18 @@ struct BuildCommandTests {
         #expect(newsRecord["corpus"]?["sources"] == .array([.string("gem/xsum")]), "\(newsRecord)")
         #expect(newsRecord["settings"]?["peak_learning_rate"] == .number(3e-4), "\(newsRecord)")
 
+        // Distilled from the base's cached top 8: the teacher runs once, its logits are kept
+        // beside the stage checkpoints, and the lineage record says top_k.
+        try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/w10-kd8", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true, "teacher_top_k": 8}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
+            .write(to: recipe)
+        let topK = try HubctlBinary.run(["build", "run", recipe.path, "--data-dir", dataDir])
+        #expect(topK.status == 0, "\(topK.stderr)")
+        #expect(topK.stderr.contains("stages: 2 run, 1 reused"), "\(topK.stderr)")
+        let topKRecord = try #require(try registry.lineage(of: RepositoryName("team/w10-kd8")).first?.record)
+        #expect(topKRecord["distillation"]?["top_k"] == .number(8), "\(topKRecord)")
+        let cached = FileManager.default.enumerator(atPath: dataDir)?.compactMap { $0 as? String }.filter { $0.hasSuffix("-top8-T2.0.cache") } ?? []
+        #expect(cached.count == 1 && cached[0].contains(".work/teacher-logits/"), "\(cached)")
+
         // The same fine-tune quantized to Q8_0: compression and fine-tune come from the cache,
         // and the chain is base → compressed → fine-tuned (fp32) → quantized, audited whole.
         try Data(#"{"schema_version": 1, "base": "smollm2/base", "name": "team/q8", "compression": {"method": "weight-prune", "ratio": 0.1}, "finetune": {"tokens": 2048, "distill": true}, "quantization": {"type": "q8_0"}, "evaluation": {"suite": "smoke", "latency": false, "tasks": ["general_knowledge"]}}"#.utf8)
